@@ -1,0 +1,319 @@
+"""`build()`: the one function behind `site build`, `site regen` and `site watch`.
+
+config -> sources and content (validated) -> graph (what is stale and why) -> producers (LLM chain
+for stale LLM components, templates for pages) -> writer -> build state (recorded only after
+success).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from . import yamlio
+from .config import SiteConfig, check_base_url, load_config
+from .content import Site, load_site
+from .errors import FrozenStale, InputError, Problem
+from .graph import ComponentNode, Graph, GraphBuilder
+from .hashing import bytes_sha, output_sha, short
+from .lock import site_lock
+from .render import Renderer, TemplateFailure
+from .sources import Sources
+from .state import STATE_FORMAT, BuildState, NodeRecord, load_state, save_state
+from .writer import OutputWriter, atomic_write, safe_join
+
+CACHE_DIR = ".cache"
+
+
+@dataclass(frozen=True)
+class Regen:
+    """`site regen`: fresh samples for these components even if fresh."""
+
+    component: str
+    materials: tuple[str, ...] = ()
+    category: str | None = None
+    force: bool = False  # also overwrite hand-edited or pinned outputs
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    frozen: bool = False
+    quiet: bool = False
+    chain: tuple[str, ...] | None = None
+    base_url: str | None = None
+    regen: Regen | None = None
+    progress: bool = False  # show a live progress bar while generating
+    lock_wait: float = 60.0
+
+
+@dataclass
+class BuildReport:
+    out_dir: Path
+    written: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    rendered: list[str] = field(default_factory=list)  # output node ids rendered
+    produced: list[str] = field(default_factory=list)  # "component:slug" generated or regenerated
+    failures: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    stale_llm: list[str] = field(default_factory=list)  # "component:slug: reason"
+    llm: Any = None  # generator.llm.ProduceReport when the chain ran
+    elapsed: float = 0.0
+    noop: bool = False
+
+
+def build(root: Path, options: BuildOptions = BuildOptions(), say: Callable[[str], None] = lambda _: None) -> BuildReport:
+    root = Path(root).resolve()
+    if options.base_url:
+        check_base_url(options.base_url)
+    cache_dir = root / CACHE_DIR
+    with site_lock(cache_dir, options.lock_wait, say):
+        return _Build(root, cache_dir, options, say).run()
+
+
+class _Build:
+    def __init__(self, root: Path, cache_dir: Path, options: BuildOptions, say: Callable[[str], None]):
+        self.root = root
+        self.cache_dir = cache_dir
+        self.options = options
+        self.say = say
+        self.started = time.perf_counter()
+
+    # -- phases --------------------------------------------------------------------------------
+
+    def run(self) -> BuildReport:
+        state = load_state(self.cache_dir)
+        sources = Sources(self.root, state.files, extra=_extra_files(state))
+        config, config_cache = self._config(sources, state)
+        out_dir = self.root / config.output_dir
+        report = BuildReport(out_dir=out_dir)
+        options_sig = short([config.base_url, config.output_dir, STATE_FORMAT])
+        writer = OutputWriter(out_dir)
+
+        if self._is_noop(sources, state, options_sig, writer):
+            report.noop = True
+            report.stale_llm = list(state.stale_llm)
+            report.warnings = list(state.warnings)
+            return self._finish(report)
+
+        site, parse_cache = load_site(self.root, config, sources, state.parse_cache)
+        parse_cache.update(config_cache)
+        renderer = Renderer(site, self.cache_dir / "jinja")
+        renderer.compile_all()
+        graph = self._graph(site, renderer, state, writer)
+
+        if not self.options.frozen:
+            graph = self._produce(site, renderer, state, writer, graph, report)
+
+        for node in graph.components.values():
+            if node.kind == "llm" and node.status != "fresh":
+                report.stale_llm.append(f"{node.id}: {node.status}: {'; '.join(node.reasons)}")
+                if node.status == "missing" or node.status == "blocked":
+                    report.warnings.append(f"{node.id}: no output yet; its page is built without it")
+                elif node.status == "kept":
+                    report.warnings.append(f"{node.id}: {'; '.join(node.reasons)}")
+
+        new_nodes = self._render(site, renderer, graph, state, writer, report)
+        for rel in sorted(state.owned_outputs() - {o for r in new_nodes.values() for o in r.outputs}):
+            writer.remove(rel)
+        report.written, report.removed = writer.written, writer.removed
+
+        save_state(self.cache_dir, BuildState(
+            files=sources.record(), parse_cache=parse_cache, nodes=new_nodes,
+            parts={**state.parts, **{n.id: n.parts for n in graph.components.values()
+                                    if n.status == "fresh" and n.key is not None}},
+            memo=graph.memo, options=options_sig, stale_llm=tuple(report.stale_llm),
+            pending_llm=any(n.status in ("missing", "stale", "blocked") for n in graph.components.values()
+                            if n.kind == "llm"),
+            warnings=tuple(report.warnings)))
+        return self._finish(report)
+
+    def _finish(self, report: BuildReport) -> BuildReport:
+        report.elapsed = time.perf_counter() - self.started
+        if self.options.frozen and report.stale_llm:
+            raise FrozenStale(f"--frozen: {len(report.stale_llm)} LLM component(s) are stale or missing "
+                              "(run `site build` with a provider, review and commit content/components/)",
+                              [_stale_problem(s) for s in report.stale_llm])
+        return report
+
+    def _config(self, sources: Sources, state: BuildState) -> tuple[SiteConfig, dict]:
+        """site.yaml, re-validated only when its bytes changed."""
+        if not sources.exists("site.yaml"):
+            raise InputError(f"no site.yaml in {self.root}: is this a site? (`site init DIR` makes one)")
+        sha = sources.sha("site.yaml")
+        cached = state.parse_cache.get("site.yaml")
+        if cached is not None and cached[0] == sha:
+            config = cached[2]
+        else:
+            config = load_config(self.root, sources.read_text("site.yaml"))
+        if config.material_schema:
+            sources.add(config.material_schema)
+        return config.with_base_url(self.options.base_url), {"site.yaml": (sha, "", config)}
+
+    def _is_noop(self, sources: Sources, state: BuildState, options_sig: str, writer: OutputWriter) -> bool:
+        if self.options.regen or not state.nodes or state.options != options_sig or sources.stat_changed():
+            return False
+        if state.pending_llm and not self.options.frozen:
+            return False  # missing or stale LLM outputs: try the providers again
+        return all(writer.exists(rel) for rel in state.owned_outputs())
+
+    def _graph(self, site: Site, renderer: Renderer, state: BuildState, writer: OutputWriter) -> Graph:
+        try:
+            return GraphBuilder(site, renderer, state, writer.exists).build()
+        except TemplateFailure as exc:
+            raise InputError("a prompt template failed", [exc.problem]) from None
+
+    # -- LLM components ------------------------------------------------------------------------
+
+    def _regen_selection(self, site: Site) -> set[tuple[str, str]]:
+        regen = self.options.regen
+        if regen is None:
+            return set()
+        if regen.component not in site.components or site.components[regen.component].kind != "llm":
+            llm = ", ".join(sorted(n for n, c in site.components.items() if c.kind == "llm"))
+            raise InputError(f"--component {regen.component!r} is not an llm component (llm components: {llm})")
+        unknown = [s for s in regen.materials if s not in site.materials]
+        if unknown:
+            raise InputError(f"unknown material slug(s): {', '.join(unknown)}")
+        if regen.category and regen.category not in site.config.categories:
+            raise InputError(f"unknown category {regen.category!r}")
+        chosen = set()
+        for slug, m in site.materials.items():
+            if regen.component not in m.components:
+                continue
+            if regen.materials and slug not in regen.materials:
+                continue
+            if regen.category and m.category != regen.category:
+                continue
+            out = site.outputs.get((regen.component, slug))
+            if out is not None and out.kept and not regen.force:
+                self.say(f"skipping {regen.component}:{slug}: kept ({'pinned' if out.pinned else 'edited by hand'}); "
+                         "use --force to overwrite")
+                continue
+            chosen.add((regen.component, slug))
+        return chosen
+
+    def _produce(self, site: Site, renderer: Renderer, state: BuildState, writer: OutputWriter,
+                 graph: Graph, report: BuildReport) -> Graph:
+        regen = self._regen_selection(site)
+        wanted = lambda g: [n for n in g.components.values()
+                            if n.needs_production or ((n.component, n.slug) in regen and n.key is not None)]
+        if not wanted(graph):
+            return graph
+        from .llm import AnswerCache, LLMSettings, produce_sync
+
+        from os import environ
+        settings = LLMSettings.from_config(site.config.llm, environ, list(self.options.chain) if self.options.chain else None)
+        cache = AnswerCache(self.cache_dir / "llm")
+        progress = None
+        if self.options.progress and not self.options.quiet:
+            from .llm.progress import Progress
+            progress = Progress()
+        reports = []
+        done: set[tuple[str, str]] = set()
+        try:
+            # One pass per dependency level: a component's messages need its dependencies' outputs.
+            while True:
+                todo = [n for n in wanted(graph) if (n.component, n.slug) not in done]
+                ready = [n for n in todo if not any(
+                    dep_node.needs_production or ((dep_node.component, dep_node.slug) in regen
+                                                  and (dep_node.component, dep_node.slug) not in done)
+                    for dep in site.components[n.component].depends_on
+                    if (dep_node := graph.components.get((dep, n.slug))) is not None)]
+                if not ready:
+                    break
+                requests = [self._request(site, renderer, n, (n.component, n.slug) in regen) for n in ready]
+                done.update((n.component, n.slug) for n in ready)
+                reports.append(produce_sync(requests, settings, cache,
+                                            lambda req, ans: self._store(site, req, ans, report), progress))
+                graph = self._graph(site, renderer, state, writer)
+        finally:
+            cache.close()
+        report.llm = _merge_reports(reports)
+        for request, reason in getattr(report.llm, "failed", []):
+            report.failures.append(f"{request.component}:{request.slug}: {reason}")
+        return graph
+
+    def _request(self, site: Site, renderer: Renderer, node: ComponentNode, fresh: bool):
+        from .llm import LLMRequest
+
+        component = site.components[node.component]
+        material = site.materials[node.slug]
+        deps = {d: site.outputs[(d, node.slug)].output for d in component.depends_on
+                if (d, node.slug) in site.outputs}
+        d = component.definition
+        offline = (lambda: renderer.offline(component, material, deps)) if "offline" in d else None
+        return LLMRequest(key=node.key, component=component.name, slug=material.slug,
+                          messages=renderer.messages(component, material, deps), schema=d["schema"],
+                          params=d.get("params", {}), models=d.get("models", {}),
+                          validators=tuple(d.get("validators", ())), material=material.data,
+                          offline=offline, fresh=fresh)
+
+    def _store(self, site: Site, request: Any, answer: Any, report: BuildReport) -> None:
+        """Persist an accepted answer the moment it arrives (SPEC §3: a kill loses no paid call)."""
+        from .content import GeneratedOutput
+
+        rel = site.output_path(request.component, request.slug)
+        record = {
+            "component": request.component, "material": request.slug, "key": request.key,
+            "provider": answer.provider, "model": answer.model,
+            "generated_at": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+            "usage": dict(answer.usage), "output_sha256": output_sha(answer.output), "output": answer.output,
+        }
+        data = ("# Generated by `site`; review before committing. Editing `output` by hand keeps it:\n"
+                "# builds will not overwrite it (set `pinned: true` to keep it explicitly).\n"
+                + yamlio.dump(record)).encode("utf-8")
+        atomic_write(safe_join(self.root / "content", rel[len("content/"):]), data, durable=True)
+        site.sources.update(rel, data)
+        site.outputs[(request.component, request.slug)] = GeneratedOutput(
+            component=request.component, slug=request.slug, file=rel, key=request.key, output=answer.output,
+            record=record, hand_edited=False, pinned=False)
+        report.produced.append(f"{request.component}:{request.slug}")
+
+    # -- pages ---------------------------------------------------------------------------------
+
+    def _render(self, site: Site, renderer: Renderer, graph: Graph, state: BuildState,
+                writer: OutputWriter, report: BuildReport) -> dict[str, NodeRecord]:
+        from .pages import render_output
+
+        records: dict[str, NodeRecord] = {}
+        for node in graph.outputs.values():
+            if not node.stale:
+                records[node.id] = NodeRecord(node.key, node.outputs)
+                continue
+            try:
+                files = render_output(node, site, renderer, graph.components)
+            except TemplateFailure as exc:
+                report.failures.append(f"{node.id}: {exc.problem}")
+                old = state.nodes.get(node.id)
+                if old is not None:  # keep owning the old file; retried next build
+                    records[node.id] = NodeRecord("failed", old.outputs)
+                continue
+            for rel, data in files.items():
+                writer.write(rel, data)
+            report.rendered.append(node.id)
+            records[node.id] = NodeRecord(node.key, node.outputs)
+        return records
+
+
+def _extra_files(state: BuildState) -> tuple[str, ...]:
+    cached = state.parse_cache.get("site.yaml")
+    schema = cached[2].material_schema if cached is not None else None
+    return (schema,) if schema else ()
+
+
+def _stale_problem(stale_line: str) -> Problem:
+    """"caption:oak: stale: field 'x' changed" -> a Problem on the output file."""
+    component, slug, why = stale_line.split(":", 2)
+    return Problem(f"content/components/{component}/{slug}.yaml", why.strip(), None, f"{component}:{slug}")
+
+
+def _merge_reports(reports: list) -> Any:
+    if not reports:
+        return None
+    merged = reports[0]
+    for other in reports[1:]:
+        merged = merged.merge(other)
+    return merged

@@ -1,0 +1,145 @@
+"""The `site` command: parses flags, calls one function, maps error classes to exit codes."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import SiteError
+
+root_option = click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+                           show_default=True, help="The site's folder.")
+
+
+def _chain(value: str | None) -> tuple[str, ...] | None:
+    return tuple(p.strip() for p in value.split(",") if p.strip()) if value else None
+
+
+def _run(fn, *args, **kwargs):
+    """Call one command function; a SiteError becomes its message and exit code, never a traceback."""
+    try:
+        return fn(*args, **kwargs)
+    except SiteError as exc:
+        click.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="site-generator", prog_name="site")
+def main() -> None:
+    """A static-site generator for data-driven sites mixing LLM-written and template-rendered components."""
+
+
+@main.command()
+@root_option
+@click.option("--frozen", is_flag=True, help="Make no LLM call; fail (exit 3) listing every stale LLM component.")
+@click.option("--chain", help="Provider chain for this run, e.g. 'groq,template' (overrides site.yaml and SITE_LLM_CHAIN).")
+@click.option("--base-url", help="Override site.yaml's base_url (preview deployments).")
+@click.option("--jobs", type=click.IntRange(1, 64), default=None, help="Accepted for compatibility; concurrency is set per provider in site.yaml.")
+@click.option("--quiet", "-q", is_flag=True, help="Only print problems.")
+def build(root: Path, frozen: bool, chain: str | None, base_url: str | None, jobs: int | None, quiet: bool) -> None:
+    """Build the site into its output folder (incremental)."""
+    from .commands import run_build
+
+    sys.exit(_run(run_build, root, frozen=frozen, chain=_chain(chain), base_url=base_url, quiet=quiet))
+
+
+@main.command()
+@root_option
+@click.option("--component", required=True, help="The LLM component to regenerate.")
+@click.option("--material", "materials", multiple=True, help="Only these material slugs (repeatable).")
+@click.option("--category", help="Only materials of this category.")
+@click.option("--force", is_flag=True, help="Also overwrite hand-edited or pinned outputs.")
+@click.option("--chain", help="Provider chain for this run, e.g. 'groq,template'.")
+@click.option("--quiet", "-q", is_flag=True)
+def regen(root: Path, component: str, materials: tuple[str, ...], category: str | None, force: bool,
+          chain: str | None, quiet: bool) -> None:
+    """Regenerate LLM outputs even if fresh (a fresh sample), then rebuild what depends on them."""
+    from .commands import run_regen
+
+    sys.exit(_run(run_regen, root, component=component, materials=materials, category=category, force=force,
+                  chain=_chain(chain), quiet=quiet))
+
+
+@main.command()
+@root_option
+@click.option("--chain", help="Provider chain to health-check.")
+@click.option("--no-health", is_flag=True, help="Skip the provider health checks.")
+def status(root: Path, chain: str | None, no_health: bool) -> None:
+    """What is stale and why, what a build would spend, and provider health."""
+    from .commands import run_status
+
+    sys.exit(_run(run_status, root, chain=_chain(chain), health=not no_health))
+
+
+@main.command()
+@root_option
+@click.option("--base-url", help="The base URL the site was built with, if overridden.")
+def check(root: Path, base_url: str | None) -> None:
+    """Validate the inputs and the built site: links, sitemap, meta tags, JSON-LD."""
+    from .commands import run_check
+
+    sys.exit(_run(run_check, root, base_url=base_url))
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def init(directory: Path) -> None:
+    """Scaffold a new working site in DIRECTORY."""
+    from .commands import run_init
+
+    sys.exit(_run(run_init, directory))
+
+
+@main.command()
+@root_option
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port (default 8000, or the next free one).")
+@click.option("--frozen", is_flag=True, help="Never call a model while watching.")
+@click.option("--chain", help="Provider chain while watching.")
+def watch(root: Path, host: str, port: int | None, frozen: bool, chain: str | None) -> None:
+    """Build, serve with live reload, and rebuild on every change."""
+    from .watch import run_watch
+
+    _run(run_watch, root.resolve(), host, port if port is not None else 8000, port is not None, frozen, _chain(chain))
+
+
+@main.command()
+@root_option
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port (default 8000, or the next free one).")
+def serve(root: Path, host: str, port: int | None) -> None:
+    """Serve the built site as a static host would."""
+    from .commands import output_dir
+    from .devserver import run_serve
+
+    _run(run_serve, _run(output_dir, root), host, port if port is not None else 8000, port is not None)
+
+
+@main.group()
+def cache() -> None:
+    """The LLM response cache."""
+
+
+@cache.command("stats")
+@root_option
+def cache_stats(root: Path) -> None:
+    """Entries, size and providers of the LLM cache."""
+    from .commands import run_cache_stats
+
+    sys.exit(_run(run_cache_stats, root))
+
+
+@cache.command("clear")
+@root_option
+@click.confirmation_option(prompt="Delete every cached LLM answer?")
+def cache_clear(root: Path) -> None:
+    """Delete every cached LLM answer (outputs in content/ are kept)."""
+    from .commands import run_cache_clear
+
+    sys.exit(_run(run_cache_clear, root))

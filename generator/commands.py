@@ -1,0 +1,135 @@
+"""What each `site` command does, as plain functions returning an exit code.
+
+The CLI maps flags to these; tests and `site watch` can call them too. Output goes through
+`click.echo` so it is plain text when not on a terminal.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .errors import BuildFailed, InputError
+
+
+def _say(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def output_dir(root: Path) -> Path:
+    from .config import load_config
+
+    root = root.resolve()
+    return root / load_config(root).output_dir
+
+
+def run_build(root: Path, *, frozen: bool = False, chain=None, base_url=None, quiet=False, regen=None) -> int:
+    from .build import BuildOptions, build
+
+    options = BuildOptions(frozen=frozen, chain=chain, base_url=base_url, quiet=quiet, regen=regen,
+                           progress=not quiet)
+    report = build(root, options, say=_say)
+    print_report(report, quiet)
+    if report.failures:
+        raise BuildFailed(f"{len(report.failures)} component(s) or page(s) failed; the rest was built",
+                          [])
+    return 0
+
+
+def run_regen(root: Path, *, component: str, materials=(), category=None, force=False, chain=None,
+              quiet=False) -> int:
+    from .build import Regen
+
+    return run_build(root, chain=chain, quiet=quiet,
+                     regen=Regen(component=component, materials=tuple(materials), category=category, force=force))
+
+
+def print_report(report, quiet: bool) -> None:
+    for warning in report.warnings:
+        if not quiet or "stale but kept" in warning:
+            click.secho(f"warning: {warning}", fg="yellow", err=True)
+    for failure in report.failures:
+        click.secho(f"failed: {failure}", fg="red", err=True)
+    if report.llm is not None and not quiet:
+        from rich.console import Console
+
+        for note in report.llm.notes:
+            click.echo(f"note: {note}", err=True)
+        console = Console(stderr=True)
+        if not console.is_terminal:
+            console.width = 120
+        console.print(report.llm.summary_table())
+    if quiet:
+        return
+    if report.noop:
+        click.echo(f"nothing to do: the site is up to date ({report.elapsed * 1000:.0f} ms)")
+        return
+    parts = [f"{len(report.rendered)} rendered", f"{len(report.written)} written",
+             f"{len(report.removed)} removed"]
+    if report.produced:
+        parts.append(f"{len(report.produced)} LLM outputs generated")
+    if report.stale_llm:
+        parts.append(f"{len(report.stale_llm)} LLM components stale")
+    if report.failures:
+        parts.append(f"{len(report.failures)} failed")
+    click.echo(f"built {report.out_dir.name}/ in {report.elapsed:.2f} s: " + ", ".join(parts))
+
+
+def run_status(root: Path, *, chain=None, health: bool = True) -> int:
+    from .status import site_status
+
+    site_status(root.resolve(), chain=chain, health=health, echo=click.echo)
+    return 0
+
+
+def run_check(root: Path, *, base_url=None) -> int:
+    from .check import check_built_site
+    from .status import load_for_check
+
+    root = root.resolve()
+    config = load_for_check(root, base_url)
+    out = root / config.output_dir
+    if not (out / "index.html").is_file():
+        raise InputError(f"{config.output_dir}/ has no index.html: run `site build` first")
+    problems = check_built_site(out, config.base_url)
+    for p in problems:
+        click.echo(f"{config.output_dir}/{p}")
+    if problems:
+        raise BuildFailed(f"site check found {len(problems)} problem(s)")
+    click.echo(f"site check: {config.output_dir}/ is fine")
+    return 0
+
+
+def run_init(directory: Path) -> int:
+    from .scaffold import scaffold
+
+    created = scaffold(directory)
+    click.echo(f"created a new site in {directory} ({len(created)} files). Next:\n"
+               f"  cd {directory} && site build && site serve")
+    return 0
+
+
+def run_cache_stats(root: Path) -> int:
+    from .llm import AnswerCache
+
+    cache = AnswerCache(root.resolve() / ".cache" / "llm")
+    try:
+        stats = cache.stats()
+    finally:
+        cache.close()
+    for key, value in stats.items():
+        click.echo(f"{key}: {value}")
+    return 0
+
+
+def run_cache_clear(root: Path) -> int:
+    from .llm import AnswerCache
+
+    cache = AnswerCache(root.resolve() / ".cache" / "llm")
+    try:
+        removed = cache.clear()
+    finally:
+        cache.close()
+    click.echo(f"removed {removed} cached answer(s)")
+    return 0

@@ -1,0 +1,403 @@
+"""Content loading and validation: the site's inputs -> a validated `Site`.
+
+Everything is read and checked before anything is written (pelican's read-everything-then-write):
+every problem in every file is collected and reported at once. Parsed files are memoised by
+content hash across builds (`parse_cache`), so an incremental build parses only what changed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from . import yamlio
+from .config import SiteConfig, schema_problems
+from .errors import InputError, Problem
+from .hashing import output_sha
+from .sources import Sources
+
+SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+COMPONENT_NAME_RE = re.compile(r"^[a-z0-9_-]+$")
+ALWAYS_INPUTS = ("name", "category", "slug")
+DEFAULT_SCHEMA = Path(__file__).parent / "schemas" / "material.schema.json"
+
+
+@dataclass(frozen=True)
+class Material:
+    slug: str
+    name: str
+    category: str
+    file: str  # relative path of the material's YAML file
+    data: dict[str, Any]  # every field of the file, plus `slug`
+    components: tuple[str, ...]
+
+    @property
+    def url(self) -> str:
+        return f"/{self.category}/{self.slug}/"
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    kind: str  # "llm" | "static"
+    folder: str  # e.g. "components/caption"
+    definition: dict[str, Any]  # component.yaml as parsed
+    inputs: tuple[str, ...] | None  # material fields feeding it; None = all
+    depends_on: tuple[str, ...]
+    template: str  # jinja name of the view template
+    files_sha: dict[str, str]  # sha of every file of the component folder
+
+    @property
+    def version(self) -> Any:
+        return self.definition.get("version", 1)
+
+    def jinja_name(self, value: str) -> str:
+        return f"{self.folder}/{value}"
+
+    def select_inputs(self, material: Material) -> dict[str, Any]:
+        """The material fields this component may see (its declared inputs + identity)."""
+        if self.inputs is None:
+            return dict(material.data)
+        fields = set(self.inputs) | set(ALWAYS_INPUTS)
+        return {k: v for k, v in material.data.items() if k in fields}
+
+
+@dataclass(frozen=True)
+class GeneratedOutput:
+    """content/components/<component>/<slug>.yaml: the reviewed record of an LLM component."""
+
+    component: str
+    slug: str
+    file: str
+    key: str | None
+    output: dict[str, Any] | None
+    record: dict[str, Any]  # the whole file
+    hand_edited: bool  # output no longer matches output_sha256
+    pinned: bool
+
+    @property
+    def kept(self) -> bool:
+        """Never overwritten by a build (SPEC §2.3)."""
+        return self.hand_edited or self.pinned
+
+
+@dataclass(frozen=True)
+class ContentPage:
+    slug: str
+    file: str
+    front: dict[str, Any]
+    body: str
+
+    @property
+    def url(self) -> str:
+        return f"/{self.slug}/"
+
+
+@dataclass
+class Site:
+    root: Path
+    config: SiteConfig
+    sources: Sources
+    materials: dict[str, Material]  # slug -> material, sorted by category then name
+    components: dict[str, Component]
+    component_order: tuple[str, ...]  # dependency order (dependencies first)
+    pages: dict[str, ContentPage]
+    outputs: dict[tuple[str, str], GeneratedOutput]  # (component, slug) -> output
+    data: dict[str, Any]  # data/*.yaml by file stem
+    layouts: tuple[str, ...]  # jinja names of layout files
+    assets: tuple[str, ...]  # relative paths under assets/
+    warnings: list[str] = field(default_factory=list)
+
+    def output_path(self, component: str, slug: str) -> str:
+        return f"content/components/{component}/{slug}.yaml"
+
+
+class _Loader:
+    """One pass over the sources, collecting problems instead of stopping at the first."""
+
+    def __init__(self, root: Path, config: SiteConfig, sources: Sources, parse_cache: dict[str, Any]):
+        self.root = root
+        self.config = config
+        self.sources = sources
+        self.cache = parse_cache
+        self.new_cache: dict[str, Any] = {}
+        self.problems: list[Problem] = []
+
+    # Parse a YAML file, memoised by content hash (and by an extra token such as the schema's hash).
+    def yaml(self, rel: str, token: str = "") -> tuple[Any, bool]:
+        sha = self.sources.sha(rel)
+        hit = self.cache.get(rel)
+        if hit is not None and hit[0] == sha and hit[1] == token:
+            self.new_cache[rel] = hit
+            return hit[2], True
+        try:
+            data = yamlio.parse(self.sources.read_text(rel), rel)
+        except yamlio.YamlSyntaxError as exc:
+            self.problems.append(exc.problem)
+            return None, False
+        except UnicodeDecodeError:
+            self.problems.append(Problem(rel, "not UTF-8 text"))
+            return None, False
+        return data, False
+
+    def remember(self, rel: str, token: str, data: Any) -> None:
+        self.new_cache[rel] = (self.sources.sha(rel), token, data)
+
+    def problem(self, rel: str, message: str, path: list | None = None, field: str | None = None) -> None:
+        line = None
+        if path is not None:
+            try:
+                line = yamlio.line_of(self.sources.read_text(rel), path)
+            except (OSError, UnicodeDecodeError):
+                line = None
+            field = field or ".".join(str(p) for p in path) or None
+        self.problems.append(Problem(rel, message, line, field))
+
+    # -- components ----------------------------------------------------------------------------
+
+    def components(self) -> dict[str, Component]:
+        found: dict[str, Component] = {}
+        folders = sorted({PurePosixPath(rel).parts[1] for rel in self.sources.under("components")
+                          if len(PurePosixPath(rel).parts) > 2})
+        for name in folders:
+            rel = f"components/{name}/component.yaml"
+            if not self.sources.exists(rel):
+                self.problems.append(Problem(f"components/{name}", "component folder has no component.yaml"))
+                continue
+            if not COMPONENT_NAME_RE.match(name):
+                self.problem(rel, f"component name {name!r} must match [a-z0-9_-]+")
+                continue
+            data, cached = self.yaml(rel)
+            if data is None and not cached:
+                continue
+            component = self.component(name, rel, data, cached)
+            if component is not None:
+                found[name] = component
+        return found
+
+    def component(self, name: str, rel: str, data: Any, cached: bool) -> Component | None:
+        from .components_schema import component_problems
+
+        folder = f"components/{name}"
+        files_sha = {r[len(folder) + 1:]: self.sources.sha(r) for r in self.sources.under(folder)}
+        if not cached:
+            problems = component_problems(data, self.sources.read_text(rel), rel, files_sha)
+            if problems:
+                self.problems.extend(problems)
+                return None
+            self.remember(rel, "", data)
+        return Component(
+            name=name,
+            kind=data["kind"],
+            folder=folder,
+            definition=data,
+            inputs=tuple(data["inputs"]) if "inputs" in data else None,
+            depends_on=tuple(data.get("depends_on", ())),
+            template=f"{folder}/{data['template']}",
+            files_sha=files_sha,
+        )
+
+    def component_order(self, components: dict[str, Component]) -> tuple[str, ...]:
+        order: list[str] = []
+        state: dict[str, str] = {}
+
+        def visit(name: str, trail: list[str]) -> None:
+            if state.get(name) == "done":
+                return
+            if state.get(name) == "visiting":
+                cycle = trail[trail.index(name):] + [name]
+                self.problems.append(Problem(components[name].folder + "/component.yaml",
+                                             "dependency cycle: " + " -> ".join(cycle), None, "depends_on"))
+                return
+            state[name] = "visiting"
+            for dep in components[name].depends_on:
+                if dep not in components:
+                    rel = components[name].folder + "/component.yaml"
+                    index = components[name].depends_on.index(dep)
+                    self.problem(rel, f"depends on unknown component {dep!r}", ["depends_on", index])
+                    continue
+                visit(dep, trail + [name])
+            state[name] = "done"
+            order.append(name)
+
+        for name in sorted(components):
+            visit(name, [])
+        return tuple(order)
+
+    # -- materials -----------------------------------------------------------------------------
+
+    def materials(self, components: dict[str, Component]) -> dict[str, Material]:
+        from jsonschema import Draft202012Validator
+
+        schema_rel = self.config.material_schema
+        if schema_rel:
+            if not self.sources.exists(schema_rel):
+                self.problems.append(Problem("site.yaml", f"material_schema file {schema_rel!r} not found",
+                                             None, "material_schema"))
+                return {}
+            schema_token = self.sources.sha(schema_rel)
+        else:
+            schema_token = "default"
+        validator = None
+        by_slug: dict[str, Material] = {}
+        for rel in self.sources.under("materials"):
+            if not rel.endswith((".yaml", ".yml")):
+                continue
+            data, cached = self.yaml(rel, schema_token)
+            if data is None and not cached:
+                continue
+            if not cached:
+                if validator is None:
+                    validator = Draft202012Validator(self._material_schema(schema_rel))
+                if not isinstance(data, dict):
+                    self.problems.append(Problem(rel, "a material file must be a mapping of fields", 1))
+                    continue
+                problems = schema_problems(validator, data, self.sources.read_text(rel), rel)
+                if problems:
+                    self.problems.extend(problems)
+                    continue
+                self.remember(rel, schema_token, data)
+            material = self.material(rel, data, components)
+            if material is None:
+                continue
+            if material.slug in by_slug:
+                other = by_slug[material.slug].file
+                self.problem(rel, f"duplicate slug {material.slug!r}: also used by {other}",
+                             ["slug"] if "slug" in data else [], "slug")
+                continue
+            by_slug[material.slug] = material
+        return dict(sorted(by_slug.items(), key=lambda kv: (kv[1].category, kv[1].name.lower(), kv[0])))
+
+    def _material_schema(self, schema_rel: str | None) -> dict:
+        if schema_rel is None:
+            return json.loads(DEFAULT_SCHEMA.read_text(encoding="utf-8"))
+        try:
+            return json.loads(self.sources.read_text(schema_rel))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputError("the material schema is not valid JSON", [Problem(schema_rel, str(exc))]) from None
+
+    def material(self, rel: str, data: dict, components: dict[str, Component]) -> Material | None:
+        stem = PurePosixPath(rel).stem
+        slug = data.get("slug", stem)
+        ok = True
+        if not isinstance(slug, str) or not SLUG_RE.match(slug):
+            where = ["slug"] if "slug" in data else None
+            self.problem(rel, f"slug {slug!r} must match [a-z0-9-]+ (set `slug:` or rename the file)",
+                         where, "slug")
+            ok = False
+        if data["category"] not in self.config.categories:
+            known = ", ".join(sorted(self.config.categories))
+            self.problem(rel, f"unknown category {data['category']!r} (site.yaml has: {known})", ["category"])
+            ok = False
+        for index, name in enumerate(data["components"]):
+            if name not in components:
+                self.problem(rel, f"unknown component {name!r} (no components/{name}/component.yaml)",
+                             ["components", index])
+                ok = False
+        if not ok:
+            return None
+        full = dict(data)
+        full["slug"] = slug
+        return Material(slug=slug, name=data["name"], category=data["category"], file=rel, data=full,
+                        components=tuple(data["components"]))
+
+    # -- generated outputs -------------------------------------------------------------------------
+
+    def outputs(self) -> dict[tuple[str, str], GeneratedOutput]:
+        found = {}
+        for rel in self.sources.under("content/components"):
+            parts = PurePosixPath(rel).parts
+            if len(parts) != 4 or not rel.endswith(".yaml"):
+                continue
+            component, slug = parts[2], PurePosixPath(rel).stem
+            data, cached = self.yaml(rel)
+            if data is None and not cached:
+                continue
+            if not cached:
+                if not isinstance(data, dict) or not isinstance(data.get("output"), dict):
+                    self.problem(rel, "a generated component file must be a mapping with an `output` mapping",
+                                 [], "output")
+                    continue
+                data = dict(data, __hand_edited=data.get("output_sha256") != output_sha(data["output"]))
+                self.remember(rel, "", data)
+            found[(component, slug)] = GeneratedOutput(
+                component=component, slug=slug, file=rel, key=data.get("key"), output=data["output"],
+                record={k: v for k, v in data.items() if not k.startswith("__")},
+                hand_edited=data["__hand_edited"], pinned=data.get("pinned") is True)
+        return found
+
+    # -- pages, data, layouts ------------------------------------------------------------------
+
+    def pages(self) -> dict[str, ContentPage]:
+        from .markdown import split_front_matter
+
+        pages = {}
+        for rel in self.sources.under("content/pages"):
+            if not rel.endswith(".md"):
+                continue
+            slug = PurePosixPath(rel).stem
+            if not SLUG_RE.match(slug):
+                self.problems.append(Problem(rel, f"page file name {slug!r} must be a slug ([a-z0-9-]+.md)"))
+                continue
+            try:
+                front, body = split_front_matter(self.sources.read_text(rel), rel)
+            except yamlio.YamlSyntaxError as exc:
+                self.problems.append(exc.problem)
+                continue
+            if not isinstance(front.get("title"), str) or not front["title"]:
+                self.problems.append(Problem(rel, "front matter needs a `title`", 1, "title"))
+                continue
+            if slug in {"index", "404", "sitemap", "assets"} or slug in self.config.categories:
+                self.problems.append(Problem(rel, f"page slug {slug!r} collides with a built page"))
+                continue
+            pages[slug] = ContentPage(slug=slug, file=rel, front=front, body=body)
+        return pages
+
+    def data(self) -> dict[str, Any]:
+        found = {}
+        for rel in self.sources.under("data"):
+            if rel.endswith((".yaml", ".yml")) and rel.count("/") == 1:
+                value, cached = self.yaml(rel)
+                if value is None and not cached:
+                    continue
+                if not cached:
+                    self.remember(rel, "", value)
+                found[PurePosixPath(rel).stem] = value
+        return found
+
+    def layouts(self) -> tuple[str, ...]:
+        names = tuple(rel[len("layouts/"):] for rel in self.sources.under("layouts"))
+        for required in ("base.html", "index.html", "category.html", "material.html", "page.html", "404.html"):
+            if required not in names:
+                self.problems.append(Problem(f"layouts/{required}", "missing layout template"))
+        return names
+
+
+def load_site(root: Path, config: SiteConfig, sources: Sources, parse_cache: dict[str, Any]) -> tuple[Site, dict]:
+    """Read and validate every input; raise InputError listing every problem at once.
+
+    Returns the site and the new parse cache (entries for files that parsed and validated).
+    """
+    loader = _Loader(root, config, sources, parse_cache)
+    components = loader.components()
+    order = loader.component_order(components)
+    materials = loader.materials(components)
+    outputs = loader.outputs()
+    pages = loader.pages()
+    data = loader.data()
+    layouts = loader.layouts()
+    for slug, material in materials.items():
+        author = material.data.get("author")
+        authors = data.get("authors")
+        if author is not None and isinstance(authors, dict) and author not in authors:
+            loader.problem(material.file, f"unknown author {author!r} (not in data/authors.yaml)", ["author"])
+    if loader.problems:
+        raise InputError(f"{len(loader.problems)} problem(s) in the site's input",
+                         sorted(set(loader.problems), key=lambda p: (p.file, p.line or 0, p.message)))
+    site = Site(root=root, config=config, sources=sources, materials=materials, components=components,
+                component_order=order, pages=pages, outputs=outputs, data=data, layouts=layouts,
+                assets=tuple(sources.under("assets")))
+    return site, loader.new_cache

@@ -1,0 +1,280 @@
+"""The build graph: every node's key over exactly its inputs, and why a node is stale (SPEC §3).
+
+This module only decides; it renders, calls and writes nothing (doit: "is it stale and why" is
+kept apart from "run it" and "report it").
+
+Nodes:
+- component nodes, one per (component, material): an LLM component's key covers its definition,
+  version, rendered messages, schema, params and its dependencies' keys; a static component's
+  key covers its templates, its input fields, its dependencies' outputs and the site settings.
+- output nodes, one per file or group of files in build/: material, category, index, content,
+  404 pages, robots.txt, sitemap.xml and each asset.
+
+Keys of a material's nodes are memoised under a signature of everything they can depend on
+(the material file, its generated outputs, components, layouts, site settings), so an
+incremental build recomputes keys only for materials that changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .content import Component, Material, Site
+from .hashing import digest, short
+from .render import Renderer
+from .state import BuildState
+
+REASON_LABELS = {"definition": "definition changed (version, schema or params)",
+                 "prompt": "prompt changed", "template": "template changed", "site": "site settings changed"}
+
+
+@dataclass
+class ComponentNode:
+    component: str
+    slug: str
+    kind: str  # "llm" | "static"
+    key: str | None  # None: blocked, a dependency has no output yet
+    parts: dict[str, str]
+    status: str  # llm: fresh | stale | missing | kept | blocked; static: fresh | changed
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return f"{self.component}:{self.slug}"
+
+    @property
+    def needs_production(self) -> bool:
+        return self.kind == "llm" and self.status in ("stale", "missing")
+
+
+@dataclass
+class OutputNode:
+    id: str  # "page:aluminum", "category:metal", "index", "sitemap", "asset:assets/css/site.css"...
+    kind: str
+    subject: str  # slug, category key, page slug or asset path
+    key: str
+    outputs: tuple[str, ...]
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def stale(self) -> bool:
+        return bool(self.reasons)
+
+
+@dataclass
+class Graph:
+    components: dict[tuple[str, str], ComponentNode]
+    outputs: dict[str, OutputNode]
+    memo: dict[str, tuple[str, dict]]
+
+    def stale_llm(self) -> list[ComponentNode]:
+        return [n for n in self.components.values() if n.kind == "llm" and n.status != "fresh"]
+
+    def stale_outputs(self) -> list[OutputNode]:
+        return [n for n in self.outputs.values() if n.stale]
+
+
+class GraphBuilder:
+    def __init__(self, site: Site, renderer: Renderer, state: BuildState, out_exists):
+        self.site = site
+        self.r = renderer
+        self.state = state
+        self.out_exists = out_exists  # callable(rel) -> bool: is the file in the output dir
+        sources = site.sources
+        self.global_sig = short([
+            renderer.site_sig,
+            [(rel, sources.sha(rel)) for rel in sources.under("components") + sources.under("layouts")],
+            site.config.material_schema and sources.sha(site.config.material_schema),
+        ])
+
+    # -- component nodes -----------------------------------------------------------------------
+
+    def material_sig(self, material: Material) -> str:
+        sources = self.site.sources
+        outs = [(c, sources.sha(self.site.output_path(c, material.slug)))
+                for c in material.components if (c, material.slug) in self.site.outputs]
+        return short([self.global_sig, sources.sha(material.file), outs])
+
+    def component_nodes(self, material: Material, memo_entry: dict | None) -> dict[str, ComponentNode]:
+        nodes: dict[str, ComponentNode] = {}
+        listed = set(material.components)
+        for name in self.site.component_order:
+            if name not in listed:
+                continue
+            component = self.site.components[name]
+            cached = memo_entry.get(name) if memo_entry else None
+            if cached is not None:
+                key, parts = cached
+            else:
+                key, parts = self._key(component, material, nodes)
+            nodes[name] = self._status(component, material, key, parts, nodes)
+        return nodes
+
+    def _deps(self, component: Component, slug: str) -> dict[str, Any]:
+        deps = {}
+        for dep in component.depends_on:
+            out = self.site.outputs.get((dep, slug))
+            if out is not None and out.output is not None:
+                deps[dep] = out.output
+        return deps
+
+    def _key(self, component: Component, material: Material, done: dict[str, ComponentNode]):
+        inputs = component.select_inputs(material)
+        parts = {f"input:{k}": short(v) for k, v in inputs.items() if k != "slug"}
+        deps = self._deps(component, material.slug)
+        if component.kind == "llm":
+            missing = [d for d in component.depends_on if d not in deps]
+            if missing:
+                return None, {"blocked": ",".join(missing)}
+            d = component.definition
+            messages = self.r.messages(component, material, deps)
+            definition = {"version": component.version, "schema": d["schema"], "params": d.get("params", {})}
+            dep_keys = {dep: done[dep].key if dep in done else None for dep in component.depends_on}
+            parts.update({"definition": short(definition), "prompt": short(messages)})
+            parts.update({f"dep:{dep}": short(key) for dep, key in dep_keys.items()})
+            key = digest({"node": "llm", "component": component.name, **definition,
+                          "messages": messages, "deps": dep_keys})
+        else:
+            template = self.r.template_sig(component.template)
+            parts.update({"template": template, "site": self.r.site_sig})
+            parts.update({f"dep:{dep}": short(out) for dep, out in deps.items()})
+            key = digest({"node": "static", "component": component.name, "template": template,
+                          "inputs": inputs, "deps": deps, "site": self.r.site_sig,
+                          "definition": component.definition})
+        return key, parts
+
+    def _status(self, component: Component, material: Material, key: str | None, parts: dict,
+                done: dict[str, ComponentNode]) -> ComponentNode:
+        node_id = f"{component.name}:{material.slug}"
+        previous = self.state.parts.get(node_id)
+        node = ComponentNode(component.name, material.slug, component.kind, key, parts, "fresh")
+        if component.kind == "static":
+            if previous is not None and previous != parts:
+                node.status, node.reasons = "changed", explain(previous, parts)
+            return node
+        if key is None:
+            node.status = "blocked"
+            node.reasons = [f"waits for {parts['blocked']} (no output yet)"]
+            return node
+        out = self.site.outputs.get((component.name, material.slug))
+        if out is None:
+            node.status, node.reasons = "missing", ["no output yet"]
+        elif out.key != key:
+            reasons = explain(previous, parts) if previous else ["inputs changed since it was generated"]
+            if out.kept:
+                node.status = "kept"
+                why = "pinned" if out.pinned else "edited by hand"
+                node.reasons = [f"stale but kept ({why}): " + "; ".join(reasons)]
+            else:
+                node.status, node.reasons = "stale", reasons
+        return node
+
+    # -- output nodes --------------------------------------------------------------------------
+
+    def _output(self, node_id: str, kind: str, subject: str, key: str, outputs: tuple[str, ...]) -> OutputNode:
+        node = OutputNode(node_id, kind, subject, key, outputs)
+        previous = self.state.nodes.get(node_id)
+        if previous is None:
+            node.reasons = ["new"]
+        elif previous.key != key:
+            node.reasons = ["inputs changed"]
+        elif not all(self.out_exists(o) for o in outputs):
+            node.reasons = ["output file missing"]
+        return node
+
+    def material_page_key(self, material: Material, nodes: dict[str, ComponentNode]) -> str:
+        entries = []
+        for name in material.components:
+            component = self.site.components[name]
+            if component.kind == "llm":
+                out = self.site.outputs.get((name, material.slug))
+                sha = self.site.sources.sha(out.file) if out is not None else None
+                entries.append([name, self.r.template_sig(component.template), sha])
+            else:
+                entries.append([name, nodes[name].key])
+        return digest({"node": "page", "layout": self.r.template_sig("material.html"), "site": self.r.site_sig,
+                       "material": material.data, "components": entries,
+                       "category": self.r.category_context(material.category)})
+
+    def build(self) -> Graph:
+        site, r = self.site, self.r
+        components: dict[tuple[str, str], ComponentNode] = {}
+        outputs: dict[str, OutputNode] = {}
+        memo: dict[str, tuple[str, dict]] = {}
+        for slug, material in site.materials.items():
+            sig = self.material_sig(material)
+            old = self.state.memo.get(slug)
+            entry = old[1] if old is not None and old[0] == sig else None
+            nodes = self.component_nodes(material, entry)
+            for name, node in nodes.items():
+                components[(name, slug)] = node
+            page_key = entry["__page"] if entry else self.material_page_key(material, nodes)
+            memo[slug] = (sig, {**{n: (node.key, node.parts) for n, node in nodes.items()}, "__page": page_key})
+            outputs[f"page:{slug}"] = self._output(f"page:{slug}", "material", slug, page_key,
+                                                   (f"{material.category}/{slug}/index.html",))
+        for key in site.config.categories:
+            cards = [card(m) for m in site.materials.values() if m.category == key]
+            k = digest({"node": "category", "layout": r.template_sig("category.html"), "site": r.site_sig,
+                        "category": r.category_context(key), "materials": sorted(cards, key=_by_name)})
+            outputs[f"category:{key}"] = self._output(f"category:{key}", "category", key, k, (f"{key}/index.html",))
+        k = digest({"node": "index", "layout": r.template_sig("index.html"), "site": r.site_sig,
+                    "categories": index_categories(site, r)})
+        outputs["index"] = self._output("index", "index", "", k, ("index.html",))
+        for slug, page in site.pages.items():
+            k = digest({"node": "content", "layout": r.template_sig("page.html"), "site": r.site_sig,
+                        "front": page.front, "body": site.sources.sha(page.file)})
+            outputs[f"content:{slug}"] = self._output(f"content:{slug}", "content", slug, k, (f"{slug}/index.html",))
+        k = digest({"node": "404", "layout": r.template_sig("404.html"), "site": r.site_sig})
+        outputs["404"] = self._output("404", "404", "", k, ("404.html",))
+        outputs["robots"] = self._output("robots", "robots", "", digest({"robots": site.config.base_url}),
+                                         ("robots.txt",))
+        k = digest({"node": "sitemap", "urls": sitemap_paths(site)})
+        outputs["sitemap"] = self._output("sitemap", "sitemap", "", k, ("sitemap.xml",))
+        for rel in site.assets:
+            k = digest({"asset": site.sources.sha(rel)})
+            outputs[f"asset:{rel}"] = self._output(f"asset:{rel}", "asset", rel, k, (rel,))
+        return Graph(components, outputs, memo)
+
+
+def explain(previous: dict[str, str] | None, parts: dict[str, str]) -> list[str]:
+    """Which parts of a key changed, in words a user understands."""
+    if previous is None:
+        return ["new"]
+    reasons = []
+    for name in sorted(set(previous) | set(parts)):
+        if previous.get(name) == parts.get(name):
+            continue
+        kind, _, what = name.partition(":")
+        if kind == "input":
+            reasons.append(f"field {what!r} " + ("added" if name not in previous else
+                                                 "removed" if name not in parts else "changed"))
+        elif kind == "dep":
+            reasons.append(f"dependency {what!r} changed")
+        else:
+            reasons.append(REASON_LABELS.get(name, f"{name} changed"))
+    return reasons or ["inputs changed"]
+
+
+def card(m: Material) -> dict[str, Any]:
+    return {"name": m.name, "slug": m.slug, "url": m.url, "summary": m.data.get("description", ""),
+            "formula": m.data.get("formula", "")}
+
+
+def _by_name(c: dict) -> tuple:
+    return (c["name"].lower(), c["slug"])
+
+
+def index_categories(site: Site, r: Renderer) -> list[dict[str, Any]]:
+    out = []
+    for key in site.config.categories:
+        members = sorted((card(m) for m in site.materials.values() if m.category == key), key=_by_name)
+        out.append({**r.category_context(key), "count": len(members),
+                    "materials": [{"name": c["name"], "url": c["url"]} for c in members]})
+    return out
+
+
+def sitemap_paths(site: Site) -> list[str]:
+    paths = ["/"] + [f"/{key}/" for key in site.config.categories]
+    paths += [m.url for m in site.materials.values()] + [p.url for p in site.pages.values()]
+    return sorted(paths)

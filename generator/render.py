@@ -1,0 +1,208 @@
+"""Jinja2 rendering: component views, static components, prompts, offline outputs and pages.
+
+HTML templates autoescape (LLM text is data, never markup, SPEC §7); prompt and offline
+templates are text. Every template's signature covers the templates it extends, includes or
+imports, so editing a partial re-renders exactly the pages that use it.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2 import meta
+from markupsafe import Markup
+
+from .content import Component, ContentPage, Material, Site
+from .errors import InputError, Problem
+from .hashing import short
+
+
+class TemplateFailure(Exception):
+    """A template raised while rendering: names the template file and line."""
+
+    def __init__(self, problem: Problem):
+        super().__init__(str(problem))
+        self.problem = problem
+
+
+def _template_problem(exc: BaseException, root: Path) -> Problem:
+    """Find the innermost template frame of a rendering error, for file:line reporting."""
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        return Problem(_rel(exc.filename or exc.name or "?", root), f"template syntax error: {exc.message}",
+                       exc.lineno)
+    if isinstance(exc, jinja2.TemplateNotFound):
+        return Problem(_rel(getattr(exc, "name", "?") or "?", root), f"template not found: {exc.name}")
+    where, line = "layouts", None
+    for frame, lineno in traceback.walk_tb(exc.__traceback__):
+        filename = frame.f_code.co_filename
+        if filename.endswith((".html", ".j2", ".jinja", ".xml", ".txt", ".md")):
+            where, line = _rel(filename, root), lineno
+    return Problem(where, f"template error: {type(exc).__name__}: {exc}", line)
+
+
+def _rel(filename: str, root: Path) -> str:
+    try:
+        return Path(filename).resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return filename
+
+
+def jsonld_dumps(value: Any) -> Markup:
+    """JSON for a <script> element: `<`, `>` and `&` escaped so nothing can close the element."""
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True, indent=None)
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return Markup(text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+class Renderer:
+    def __init__(self, site: Site, bytecode_dir: Path | None = None):
+        self.site = site
+        self.root = site.root
+        loader = jinja2.FileSystemLoader([str(site.root / "layouts"), str(site.root)])
+        cache = None
+        if bytecode_dir is not None:
+            bytecode_dir.mkdir(parents=True, exist_ok=True)
+            cache = jinja2.FileSystemBytecodeCache(str(bytecode_dir))
+        common = dict(loader=loader, bytecode_cache=cache, keep_trailing_newline=True,
+                      trim_blocks=True, lstrip_blocks=True)
+        self.html = jinja2.Environment(autoescape=True, **common)
+        self.text = jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined, **common)
+        for env in (self.html, self.text):
+            env.filters["url"] = self.url
+            env.filters["jsonld"] = jsonld_dumps
+        self.site_context = self._site_context()
+        self.site_sig = short(self.site_context)
+        self._sig_cache: dict[str, str] = {}
+
+    # -- site-wide context ---------------------------------------------------------------------
+
+    def url(self, path: str) -> str:
+        """A site-absolute path ("/metal/") as deployed (under base_url's path)."""
+        if not isinstance(path, str) or not path.startswith("/") or path.startswith("//"):
+            return path
+        return self.site.config.base_path.rstrip("/") + path
+
+    def absolute(self, path: str) -> str:
+        """A site-absolute path as a full URL under base_url (canonical links, sitemap)."""
+        return self.site.config.base_url + path.lstrip("/")
+
+    def _site_context(self) -> dict[str, Any]:
+        cfg = self.site.config
+        nav = [{"title": c["title"], "url": f"/{key}/"} for key, c in cfg.categories.items()]
+        menu = sorted((p for p in self.site.pages.values() if p.front.get("menu")),
+                      key=lambda p: (p.front.get("order", 100), p.slug))
+        nav += [{"title": p.front.get("menu_title", p.front["title"]), "url": p.url} for p in menu]
+        return {"title": cfg.title, "description": cfg.description, "base_url": cfg.base_url,
+                "language": cfg.language, "nav": nav, "data": self.site.data}
+
+    def category_context(self, key: str) -> dict[str, str]:
+        c = self.site.config.categories[key]
+        return {"key": key, "title": c["title"], "description": c.get("description", ""), "url": f"/{key}/"}
+
+    def page_context(self, title: str, description: str, path: str, og_type: str = "website") -> dict:
+        return {"title": title, "description": description, "path": path,
+                "canonical": self.absolute(path), "og_type": og_type}
+
+    # -- signatures ----------------------------------------------------------------------------
+
+    def template_sig(self, name: str) -> str:
+        """Fingerprint of a template and every template it references, recursively."""
+        sig = self._sig_cache.get(name)
+        if sig is None:
+            self._sig_cache[name] = "cycle"
+            source = self._source(name)
+            refs = sorted(r for r in meta.find_referenced_templates(self.html.parse(source)) if r)
+            sig = short([source, [self.template_sig(r) for r in refs]])
+            self._sig_cache[name] = sig
+        return sig
+
+    def _source(self, name: str) -> str:
+        try:
+            return self.html.loader.get_source(self.html, name)[0]
+        except jinja2.TemplateNotFound:
+            raise InputError("missing template", [Problem(name, f"template {name!r} not found")]) from None
+
+    def compile_all(self) -> None:
+        """Compile every layout and component template up front: syntax errors are bad input."""
+        problems = []
+        names = [f"{n}" for n in self.site.layouts if n.endswith((".html", ".xml", ".txt", ".j2"))]
+        for c in self.site.components.values():
+            names.append(c.template)
+            names += [c.jinja_name(v) for k, v in c.definition.items()
+                      if k in ("offline", "prompt", "system") and isinstance(v, str) and _is_file(v)]
+        for name in names:
+            try:
+                self.html.get_template(name)
+            except jinja2.TemplateError as exc:
+                problems.append(_template_problem(exc, self.root))
+        if problems:
+            raise InputError("template errors", problems)
+
+    # -- components ----------------------------------------------------------------------------
+
+    def _text_template(self, component: Component, key: str) -> jinja2.Template:
+        value = component.definition[key]
+        if _is_file(value):
+            return self.text.get_template(component.jinja_name(value))
+        return self.text.from_string(value)
+
+    def _generation_context(self, component: Component, material: Material, deps: dict) -> dict:
+        return {"material": component.select_inputs(material), "site": self.site_context,
+                "category": self.category_context(material.category), "deps": deps}
+
+    def messages(self, component: Component, material: Material, deps: dict) -> tuple[dict, ...]:
+        ctx = self._generation_context(component, material, deps)
+        try:
+            out = []
+            if component.definition.get("system"):
+                out.append({"role": "system", "content": self._text_template(component, "system").render(ctx).strip()})
+            out.append({"role": "user", "content": self._text_template(component, "prompt").render(ctx).strip()})
+        except jinja2.TemplateError as exc:
+            raise TemplateFailure(_template_problem(exc, self.root)) from None
+        return tuple(out)
+
+    def offline(self, component: Component, material: Material, deps: dict) -> str:
+        ctx = self._generation_context(component, material, deps)
+        try:
+            return self.text.get_template(component.jinja_name(component.definition["offline"])).render(ctx)
+        except jinja2.TemplateError as exc:
+            raise TemplateFailure(_template_problem(exc, self.root)) from None
+
+    def component_html(self, component: Component, material: Material, output: dict | None,
+                       deps: dict, page: dict) -> Markup:
+        category = self.category_context(material.category)
+        if component.kind == "llm":
+            ctx = {"output": output, "material": material.data, "site": self.site_context, "category": category}
+        else:
+            ctx = {"material": material.data, "site": self.site_context, "category": category,
+                   "deps": deps, "page": page}
+        return Markup(self._render(self.html, component.template, ctx))
+
+    # -- pages ---------------------------------------------------------------------------------
+
+    def _render(self, env: jinja2.Environment, name: str, ctx: dict) -> str:
+        try:
+            return env.get_template(name).render(ctx)
+        except jinja2.TemplateError as exc:
+            raise TemplateFailure(_template_problem(exc, self.root)) from None
+        except (TypeError, ValueError, KeyError, AttributeError, ArithmeticError) as exc:
+            # Raised by template code (a filter on the wrong type...): report it at the template line.
+            raise TemplateFailure(_template_problem(exc, self.root)) from None
+
+    def layout(self, name: str, ctx: dict) -> str:
+        return self._render(self.html, name, {"site": self.site_context, **ctx})
+
+    def content_html(self, page: ContentPage) -> Markup:
+        from .markdown import render_markdown
+
+        return Markup(render_markdown(page.body, self.url))
+
+
+def _is_file(value: str) -> bool:
+    from .components_schema import is_template_file
+
+    return is_template_file(value)

@@ -1,0 +1,112 @@
+"""The site's input files: a stat scan, with content hashes computed only where a stat changed.
+
+Cheap change detection first (size, mtime, ctime, inode), content hash to confirm: a file whose
+stat changed but whose bytes did not is not a change.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .hashing import bytes_sha
+
+# Folders (relative to the site root) whose files are inputs of the build.
+INPUT_DIRS = ("materials", "components", "layouts", "content/pages", "content/components", "data", "assets")
+INPUT_FILES = ("site.yaml",)
+
+Signature = tuple[int, int, int, int]
+
+
+def _is_ignored(name: str) -> bool:
+    # Hidden files, editor swap/backup files and our own temp files are never inputs.
+    return name.startswith((".", "#")) or name.endswith(("~", ".swp", ".swx", ".tmp")) or name == "4913"
+
+
+def _signature(st: os.stat_result) -> Signature:
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+class Sources:
+    """All input files of a site, as of one scan."""
+
+    def __init__(self, root: Path, previous: dict[str, tuple[Signature, str]], extra: tuple[str, ...] = ()):
+        self.root = root
+        self.previous = previous
+        self.signatures: dict[str, Signature] = {}
+        self._shas: dict[str, str] = {}
+        self._bytes: dict[str, bytes] = {}
+        for rel in INPUT_FILES + extra:
+            try:
+                self.signatures[rel] = _signature(os.stat(root / rel))
+            except FileNotFoundError:
+                pass
+        for top in INPUT_DIRS:
+            self._scan(root / top, top)
+
+    def _scan(self, folder: Path, rel: str) -> None:
+        try:
+            entries = list(os.scandir(folder))
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for entry in entries:
+            if _is_ignored(entry.name):
+                continue
+            child = f"{rel}/{entry.name}"
+            if entry.is_dir(follow_symlinks=False):
+                self._scan(Path(entry.path), child)
+            elif entry.is_file(follow_symlinks=False):
+                self.signatures[child] = _signature(entry.stat(follow_symlinks=False))
+
+    # -- queries -------------------------------------------------------------------------------
+
+    def under(self, prefix: str) -> list[str]:
+        prefix = prefix.rstrip("/") + "/"
+        return sorted(rel for rel in self.signatures if rel.startswith(prefix))
+
+    def exists(self, rel: str) -> bool:
+        return rel in self.signatures
+
+    def stat_changed(self) -> bool:
+        """True when any file was added, removed or has a new stat signature."""
+        if self.signatures.keys() != self.previous.keys():
+            return True
+        return any(self.previous[rel][0] != sig for rel, sig in self.signatures.items())
+
+    def sha(self, rel: str) -> str:
+        sha = self._shas.get(rel)
+        if sha is None:
+            prev = self.previous.get(rel)
+            if prev is not None and prev[0] == self.signatures[rel]:
+                sha = prev[1]
+            else:
+                sha = bytes_sha(self.read_bytes(rel))
+            self._shas[rel] = sha
+        return sha
+
+    def read_bytes(self, rel: str) -> bytes:
+        data = self._bytes.get(rel)
+        if data is None:
+            data = (self.root / rel).read_bytes()
+            self._bytes[rel] = data
+        return data
+
+    def read_text(self, rel: str) -> str:
+        return self.read_bytes(rel).decode("utf-8")
+
+    def record(self) -> dict[str, tuple[Signature, str]]:
+        """Signatures and hashes of every file, for the next build's state."""
+        return {rel: (sig, self.sha(rel)) for rel, sig in self.signatures.items()}
+
+    def update(self, rel: str, data: bytes) -> None:
+        """Record a file the build itself just wrote (a generated component output)."""
+        self.signatures[rel] = _signature(os.stat(self.root / rel))
+        self._shas[rel] = bytes_sha(data)
+        self._bytes[rel] = data
+
+    def add(self, rel: str) -> None:
+        """Also track a file outside the input folders (e.g. a site's own material schema)."""
+        try:
+            self.signatures[rel] = _signature(os.stat(self.root / rel))
+        except FileNotFoundError:
+            pass

@@ -1,0 +1,84 @@
+"""`site status`: what is stale and why, what a build would spend, and provider health.
+
+Reads the same graph as `site build` but produces and writes nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from .build import CACHE_DIR
+from .config import SiteConfig, load_config
+from .content import Site, load_site
+from .graph import GraphBuilder
+from .render import Renderer
+from .sources import Sources
+from .state import load_state
+
+
+def _load(root: Path, base_url: str | None = None) -> tuple[Site, Renderer, object]:
+    state = load_state(root / CACHE_DIR)
+    config = load_config(root).with_base_url(base_url)
+    sources = Sources(root, state.files, extra=(config.material_schema,) if config.material_schema else ())
+    site, _ = load_site(root, config, sources, state.parse_cache)
+    renderer = Renderer(site)
+    renderer.compile_all()
+    out_dir = root / config.output_dir
+    graph = GraphBuilder(site, renderer, state, lambda rel: (out_dir / rel).is_file()).build()
+    return site, renderer, graph
+
+
+def load_for_check(root: Path, base_url: str | None) -> SiteConfig:
+    """Validate every input (exit 2 on problems) and return the effective config."""
+    site, _, _ = _load(root, base_url)
+    return site.config
+
+
+def site_status(root: Path, chain: tuple[str, ...] | None, health: bool, echo: Callable[[str], None]) -> None:
+    site, renderer, graph = _load(root)
+    llm_nodes = [n for n in graph.components.values() if n.kind == "llm"]
+    stale = [n for n in llm_nodes if n.status != "fresh"]
+    echo(f"{len(site.materials)} materials, {len(site.components)} components, {len(site.pages)} pages")
+    echo(f"LLM components: {len(llm_nodes) - len(stale)} fresh, {len(stale)} not fresh")
+    for node in sorted(stale, key=lambda n: (n.slug, n.component)):
+        echo(f"  {node.component:<12} {node.slug:<28} {node.status:<8} {'; '.join(node.reasons)}")
+    changed = [n for n in graph.components.values() if n.kind == "static" and n.status == "changed"]
+    for node in sorted(changed, key=lambda n: (n.slug, n.component)):
+        echo(f"  {node.component:<12} {node.slug:<28} changed  {'; '.join(node.reasons)}")
+    pages = graph.stale_outputs()
+    echo(f"Output files to render: {len(pages)} of {len(graph.outputs)}")
+    for node in pages[:50]:
+        echo(f"  {node.outputs[0]:<48} {'; '.join(node.reasons)}")
+    if len(pages) > 50:
+        echo(f"  ... and {len(pages) - 50} more")
+    to_call = [n for n in stale if n.status in ("stale", "missing")]
+    if to_call:
+        from os import environ
+
+        from .llm import AnswerCache, LLMSettings
+
+        cache = AnswerCache(root / CACHE_DIR / "llm")
+        try:
+            hits = sum(1 for n in to_call if cache.get(n.key) is not None)
+        finally:
+            cache.close()
+        settings = LLMSettings.from_config(site.config.llm, environ, list(chain) if chain else None)
+        tokens = 0
+        for n in to_call:
+            d = site.components[n.component].definition
+            messages = renderer.messages(site.components[n.component], site.materials[n.slug],
+                                         {dep: site.outputs[(dep, n.slug)].output for dep in
+                                          site.components[n.component].depends_on if (dep, n.slug) in site.outputs})
+            tokens += sum(len(m["content"]) for m in messages) // 4 + d.get("params", {}).get("max_tokens", 400)
+        echo(f"A build would answer {hits} from the cache and make about {len(to_call) - hits} call(s), "
+             f"up to ~{tokens:,} tokens (chain: {', '.join(settings.chain)})")
+    if health:
+        from os import environ
+
+        from .llm import LLMSettings, check_health
+
+        settings = LLMSettings.from_config(site.config.llm, environ, list(chain) if chain else None)
+        echo("Providers:")
+        for name, ok, detail in check_health(settings):
+            echo(f"  {name:<10} {'ok' if ok else 'unavailable':<12} {detail}")

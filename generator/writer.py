@@ -1,0 +1,91 @@
+"""Atomic writes confined to the site's output folders (lektor: temp file + os.replace).
+
+An interrupted build never leaves a half-written file, and no path outside `build/` and
+`content/` is ever written, whatever a slug or an LLM says (SPEC §6-7).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path, PurePosixPath
+
+from .errors import InputError, Problem
+
+
+def safe_join(base: Path, rel: str) -> Path:
+    """`base/rel`, refusing anything that could land outside `base`."""
+    parts = PurePosixPath(rel).parts
+    if (not parts or PurePosixPath(rel).is_absolute() or any(p in ("..", ".", "") for p in parts)
+            or "\\" in rel or "\x00" in rel):
+        raise InputError("refusing to write outside the site", [Problem(rel, "unsafe output path")])
+    path = base.joinpath(*parts)
+    # Resolve symlinks in the existing parents too: a symlinked folder must not lead outside.
+    parent = path.parent
+    while not parent.exists() and parent != base:
+        parent = parent.parent
+    if not parent.resolve().is_relative_to(base.resolve()):
+        raise InputError("refusing to write outside the site", [Problem(rel, "output path leaves the site")])
+    return path
+
+
+def atomic_write(path: Path, data: bytes, durable: bool = False) -> None:
+    """Write `data` to `path` via a temp file in the same folder and os.replace.
+
+    `durable` also fsyncs: used for content/components (paid-for answers), not for build/.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+class OutputWriter:
+    """Writes into the output folder, skipping files whose bytes are already there."""
+
+    def __init__(self, out_dir: Path):
+        self.out_dir = out_dir
+        self.written: list[str] = []
+        self.removed: list[str] = []
+
+    def write(self, rel: str, data: bytes) -> bool:
+        path = safe_join(self.out_dir, rel)
+        try:
+            if path.stat().st_size == len(data) and path.read_bytes() == data:
+                return False
+        except FileNotFoundError:
+            pass
+        atomic_write(path, data)
+        self.written.append(rel)
+        return True
+
+    def exists(self, rel: str) -> bool:
+        return os.path.isfile(os.path.join(self.out_dir, rel))
+
+    def remove(self, rel: str) -> None:
+        path = safe_join(self.out_dir, rel)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return
+        self.removed.append(rel)
+        # Prune folders the removal emptied (e.g. build/metal/old-slug/).
+        parent = path.parent
+        while parent != self.out_dir and parent.is_relative_to(self.out_dir):
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+            parent = parent.parent

@@ -1,0 +1,102 @@
+"""`site build` end to end: what lands in build/, determinism, golden pages, removals."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, copy_site, run_site, tree_digest
+
+GOLDEN = Path(__file__).parent / "golden"
+GOLDEN_PAGES = ["index.html", "metal/index.html", "metal/aluminum/index.html", "about/index.html",
+                "404.html", "sitemap.xml", "robots.txt"]
+
+
+def test_example_site_builds_every_page(built_example: Path) -> None:
+    out = built_example / "build"
+    materials = list((REPO / "materials").rglob("*.yaml"))
+    assert len(materials) == 109
+    pages = sorted(p.relative_to(out).as_posix() for p in out.rglob("index.html"))
+    categories = {"metal", "wood", "stone", "composite", "glass", "masonry", "ceramic", "semiconductor"}
+    assert {p.split("/")[0] for p in pages if p.count("/") == 2} == categories
+    assert len([p for p in pages if p.count("/") == 2]) == 109
+    for extra in ("index.html", "about/index.html", "methodology/index.html", "sitemap.xml", "robots.txt",
+                  "404.html", "assets/css/site.css"):
+        assert (out / extra).is_file(), extra
+    for cat in categories:
+        assert (out / cat / "index.html").is_file()
+
+
+def test_every_page_has_meta_and_material_pages_have_jsonld(built_example: Path) -> None:
+    out = built_example / "build"
+    for page in out.rglob("*.html"):
+        html = page.read_text()
+        assert re.search(r"<title>[^<]+</title>", html), page
+        assert re.search(r'<meta name="description" content="[^"]+"', html), page
+        assert 'property="og:title"' in html and 'property="og:url"' in html, page
+        if page.name != "404.html":
+            assert '<link rel="canonical" href="https://example.github.io/site/' in html, page
+    aluminum = (out / "metal/aluminum/index.html").read_text()
+    block = re.search(r'<script type="application/ld\+json">(.*?)</script>', aluminum, re.S).group(1)
+    data = json.loads(block)
+    assert data["@type"] == "Article" and data["about"]["name"] == "Aluminum"
+    # Internal links carry base_url's sub-path.
+    assert 'href="/site/metal/"' in aluminum
+
+
+def test_same_inputs_give_the_same_bytes(built_example: Path, tmp_path: Path) -> None:
+    other = copy_site(tmp_path / "again")
+    assert run_site(other, "build", "--frozen").exit_code == 0
+    assert tree_digest(other / "build") == tree_digest(built_example / "build")
+
+
+@pytest.mark.parametrize("page", GOLDEN_PAGES)
+def test_golden_pages(built_example: Path, page: str) -> None:
+    """Built pages match the reviewed golden copies (UPDATE_GOLDEN=1 rewrites them)."""
+    built = (built_example / "build" / page).read_text()
+    golden = GOLDEN / page.replace("/", "__")
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.parent.mkdir(exist_ok=True)
+        golden.write_text(built)
+    assert golden.is_file(), f"no golden copy of {page}: run with UPDATE_GOLDEN=1 and review it"
+    assert built == golden.read_text()
+
+
+def test_removed_material_disappears(site_small: Path) -> None:
+    assert run_site(site_small, "build", "--frozen").exit_code == 0
+    page = site_small / "build/wood/oak/index.html"
+    assert page.is_file()
+    next((site_small / "materials").rglob("oak.yaml")).unlink()
+    result = run_site(site_small, "build", "--frozen")
+    assert result.exit_code == 0, result.output
+    assert not page.exists() and not page.parent.exists()
+    assert "/wood/oak/" not in (site_small / "build/sitemap.xml").read_text()
+    assert "oak" not in (site_small / "build/wood/index.html").read_text().lower()
+
+
+def test_base_url_override_for_previews(site_small: Path) -> None:
+    result = run_site(site_small, "build", "--frozen", "--base-url", "https://preview.example.net/pr-7")
+    assert result.exit_code == 0, result.output
+    html = (site_small / "build/metal/aluminum/index.html").read_text()
+    assert 'rel="canonical" href="https://preview.example.net/pr-7/metal/aluminum/"' in html
+    assert 'href="/pr-7/metal/"' in html
+
+
+def test_llm_text_is_escaped_in_pages(site_small: Path) -> None:
+    """LLM output is data: markup in it is escaped, JSON-LD cannot be broken out of."""
+    caption = site_small / "content/components/caption/aluminum.yaml"
+    text = caption.read_text()
+    caption.write_text(text.replace("before: ", "before: <script>alert(1)</script> ", 1))
+    fm = site_small / "content/components/frontmatter/aluminum.yaml"
+    fm_text = fm.read_text()
+    fm.write_text(re.sub(r"(\n  title: )", r"\1</script><!-- ", fm_text, count=1))
+    assert run_site(site_small, "build", "--frozen").exit_code == 0
+    html = (site_small / "build/metal/aluminum/index.html").read_text()
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)" in html
+    block = re.search(r'<script type="application/ld\+json">(.*?)</script>', html, re.S).group(1)
+    assert "<!--" not in block
+    assert json.loads(block)["headline"].startswith("</script><!-- ")
