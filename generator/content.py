@@ -170,15 +170,17 @@ class _Loader:
             if not COMPONENT_NAME_RE.match(name):
                 self.problem(rel, f"component name {name!r} must match [a-z0-9_-]+")
                 continue
-            data, cached = self.yaml(rel)
+            # The folder's file list is part of the memo: a deleted template must be noticed.
+            token = ",".join(r for r in self.sources.under(f"components/{name}"))
+            data, cached = self.yaml(rel, token)
             if data is None and not cached:
                 continue
-            component = self.component(name, rel, data, cached)
+            component = self.component(name, rel, data, cached, token)
             if component is not None:
                 found[name] = component
         return found
 
-    def component(self, name: str, rel: str, data: Any, cached: bool) -> Component | None:
+    def component(self, name: str, rel: str, data: Any, cached: bool, token: str) -> Component | None:
         from .components_schema import component_problems
 
         folder = f"components/{name}"
@@ -188,7 +190,7 @@ class _Loader:
             if problems:
                 self.problems.extend(problems)
                 return None
-            self.remember(rel, "", data)
+            self.remember(rel, token, data)
         return Component(
             name=name,
             kind=data["kind"],

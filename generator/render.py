@@ -63,14 +63,19 @@ class Renderer:
         self.site = site
         self.root = site.root
         loader = jinja2.FileSystemLoader([str(site.root / "layouts"), str(site.root)])
-        cache = None
-        if bytecode_dir is not None:
-            bytecode_dir.mkdir(parents=True, exist_ok=True)
-            cache = jinja2.FileSystemBytecodeCache(str(bytecode_dir))
-        common = dict(loader=loader, bytecode_cache=cache, keep_trailing_newline=True,
-                      trim_blocks=True, lstrip_blocks=True)
-        self.html = jinja2.Environment(autoescape=True, **common)
-        self.text = jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined, **common)
+
+        def env(autoescape: bool, **extra: Any) -> jinja2.Environment:
+            # One bytecode cache per environment: compiled code depends on autoescape.
+            cache = None
+            if bytecode_dir is not None:
+                folder = bytecode_dir / ("html" if autoescape else "text")
+                folder.mkdir(parents=True, exist_ok=True)
+                cache = jinja2.FileSystemBytecodeCache(str(folder))
+            return jinja2.Environment(loader=loader, bytecode_cache=cache, autoescape=autoescape,
+                                      keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, **extra)
+
+        self.html = env(True)
+        self.text = env(False, undefined=jinja2.StrictUndefined)
         for env in (self.html, self.text):
             env.filters["url"] = self.url
             env.filters["jsonld"] = jsonld_dumps
@@ -129,14 +134,14 @@ class Renderer:
     def compile_all(self) -> None:
         """Compile every layout and component template up front: syntax errors are bad input."""
         problems = []
-        names = [f"{n}" for n in self.site.layouts if n.endswith((".html", ".xml", ".txt", ".j2"))]
+        names = [(self.html, n) for n in self.site.layouts if n.endswith((".html", ".xml", ".txt", ".j2"))]
         for c in self.site.components.values():
-            names.append(c.template)
-            names += [c.jinja_name(v) for k, v in c.definition.items()
+            names.append((self.html, c.template))
+            names += [(self.text, c.jinja_name(v)) for k, v in c.definition.items()
                       if k in ("offline", "prompt", "system") and isinstance(v, str) and _is_file(v)]
-        for name in names:
+        for env, name in names:
             try:
-                self.html.get_template(name)
+                env.get_template(name)
             except jinja2.TemplateError as exc:
                 problems.append(_template_problem(exc, self.root))
         if problems:

@@ -32,7 +32,7 @@ IGNORED_TOP = {"build", ".cache"}
 IGNORED_ANYWHERE = {".git", ".hg", ".svn", "__pycache__", "node_modules", ".idea", ".vscode"}
 EDITOR_TEMP = ("*.swp", "*.swo", "*.swx", "*.swpx", "*~", ".#*", "#*#", "4913", "*.tmp",
                "*___jb_tmp___", "*___jb_old___", ".DS_Store", ".~lock.*", "*.kate-swp",
-               ".goutputstream-*", ".*.sw?")
+               ".goutputstream-*", ".*.sw?", "sed??????")
 
 QUIET_MS = 50  # a batch is yielded once no new change arrived for this long
 MAX_BATCH_MS = 1600  # ... or after this long of continuous changes
@@ -179,6 +179,14 @@ def _engine_build(root: Path, frozen: bool, chain: "list[str] | tuple[str, ...] 
     return build(root, options, say=say)
 
 
+def _stale_name(p: Problem) -> str:
+    """content/components/caption/aluminum.yaml -> caption/aluminum."""
+    prefix = "content/components/"
+    if p.file.startswith(prefix) and p.file.endswith(".yaml"):
+        return p.file[len(prefix):-len(".yaml")]
+    return p.file or p.message
+
+
 def _output_dir(root: Path) -> Path:
     """site.yaml's output_dir (default build/), before any build; build/ if site.yaml is broken."""
     try:
@@ -261,7 +269,7 @@ class Watch:
             # --frozen: the pages were built (with the outputs on disk); only no model was called.
             # A warning, not an error overlay: the site is usable, the terminal says what is stale.
             took = _ms(time.perf_counter() - t0)
-            stale = [":".join(p.message.split(":")[:2]) for p in e.problems]  # "caption:aluminum"
+            stale = [_stale_name(p) for p in e.problems]
             self.out(f"{label} in {took}: built; {len(stale)} LLM component(s) stale, not "
                      f"regenerated with --frozen ({_list(stale)})")
             if self.server.has_error:
@@ -290,7 +298,8 @@ class Watch:
             return False
         took = _ms(time.perf_counter() - t0)
         self.last_report = report
-        self.out(f"{label} in {took}: {describe(report)}")
+        cleared = ", error cleared" if self.server.has_error and not getattr(report, "failures", None) else ""
+        self.out(f"{label} in {took}: {describe(report)}{cleared}")
         out_dir = getattr(report, "out_dir", None)
         if out_dir is not None and Path(out_dir).resolve() != self.server.root_dir.resolve():
             self.server.root_dir = Path(out_dir)

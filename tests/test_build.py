@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import REPO, copy_site, run_site, tree_digest
 
@@ -86,17 +87,23 @@ def test_base_url_override_for_previews(site_small: Path) -> None:
     assert 'href="/pr-7/metal/"' in html
 
 
+def edit_output(root: Path, component: str, slug: str, **changes: str) -> None:
+    path = root / "content/components" / component / f"{slug}.yaml"
+    record = yaml.safe_load(path.read_text())
+    record["output"].update(changes)
+    path.write_text(yaml.safe_dump(record, allow_unicode=True, sort_keys=False))
+
+
 def test_llm_text_is_escaped_in_pages(site_small: Path) -> None:
     """LLM output is data: markup in it is escaped, JSON-LD cannot be broken out of."""
-    caption = site_small / "content/components/caption/aluminum.yaml"
-    text = caption.read_text()
-    caption.write_text(text.replace("before: ", "before: <script>alert(1)</script> ", 1))
-    fm = site_small / "content/components/frontmatter/aluminum.yaml"
-    fm_text = fm.read_text()
-    fm.write_text(re.sub(r"(\n  title: )", r"\1</script><!-- ", fm_text, count=1))
-    assert run_site(site_small, "build", "--frozen").exit_code == 0
+    edit_output(site_small, "caption", "aluminum", before="<script>alert(1)</script> Aluminum surface.")
+    edit_output(site_small, "frontmatter", "aluminum", title="</script><!-- Aluminum")
+    # Hand-edited outputs are kept; tags (which depend on frontmatter) are regenerated offline.
+    result = run_site(site_small, "build", "--chain", "template")
+    assert result.exit_code == 0, result.output
+    assert "</script><!-- Aluminum" in (site_small / "content/components/frontmatter/aluminum.yaml").read_text()
     html = (site_small / "build/metal/aluminum/index.html").read_text()
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)" in html
     block = re.search(r'<script type="application/ld\+json">(.*?)</script>', html, re.S).group(1)
     assert "<!--" not in block
-    assert json.loads(block)["headline"].startswith("</script><!-- ")
+    assert json.loads(block)["headline"] == "</script><!-- Aluminum"

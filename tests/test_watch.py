@@ -298,6 +298,27 @@ def test_engine_crash_is_shown_and_survived(site: Path) -> None:
         poll(lambda: "<h1>Y</h1>" in get(w.url + "metal/aluminum/").text, what="recovery")
 
 
+def test_frozen_stale_is_a_warning_not_an_overlay(site: Path) -> None:
+    """`site watch --frozen`: stale LLM components are listed, the rebuilt pages are served."""
+    from generator.errors import FrozenStale
+
+    class FrozenBuild(FakeBuild):
+        def __call__(self, root: Path, frozen: bool, chain: object) -> FakeReport:
+            super().__call__(root, frozen, chain)
+            if self.calls > 1:
+                raise FrozenStale("--frozen: 1 LLM component(s) are stale or missing", [
+                    Problem("content/components/caption/aluminum.yaml", "stale: field 'name' changed",
+                            None, "caption:aluminum")])
+            return FakeReport(root / "build")
+
+    with InProcess(site, FrozenBuild()) as w:
+        (site / "materials/metal/aluminum.yaml").write_text(material_yaml("Frozen Al"))
+        line = w.wait_rebuild(1)
+        assert "1 LLM component(s) stale, not regenerated with --frozen (caption/aluminum)" in line
+        r = get(w.url + "metal/aluminum/")
+        assert r.status_code == 200 and "<h1>Frozen Al</h1>" in r.text
+
+
 def test_taken_port(site: Path) -> None:
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

@@ -288,6 +288,9 @@ class _Run:
                     raise ProviderUnavailable(
                         f"rate limited: asked to wait {e.wait:.1f}s, more than max_retry_after "
                         f"{ps.max_retry_after:g}s", scope="request") from None
+                why = self.session.why_down(name, model)  # found dead while this one waited
+                if why:
+                    raise ProviderUnavailable(why, scope="request")
                 stats.calls += 1
                 t0 = time.monotonic()
                 try:

@@ -5,8 +5,9 @@ estimated tokens) sent in the last `period` seconds, itself included, stay withi
 That is the strictest reading of "30 requests per minute" — it never trips a server that counts
 over a rolling window, a fixed window or a token bucket — and still uses the whole budget: a
 burst up to the limit at once, then one request each time an old one leaves the window. The
-window is stretched by SAFETY (2 %) to absorb clock skew and network jitter: 30 rpm sends ≤ 30
-requests in any 61.2 s, i.e. 98 % of the limit.
+window is stretched by SAFETY (2 %, at least MIN_SAFETY_SECONDS) to absorb the time between
+our clock and the server's (client overhead, connection set-up, network jitter): 30 rpm sends
+≤ 30 requests in any 61.2 s, i.e. 98 % of the limit.
 
 The window state (`RateWindow`) is plain data kept for a whole build, so successive produce()
 calls (one per dependency level) share one budget; the asyncio lock is per event loop.
@@ -19,6 +20,7 @@ import time
 from collections import deque
 
 SAFETY = 0.02
+MIN_SAFETY_SECONDS = 0.1
 
 
 class RateLimitWaitTooLong(Exception):
@@ -32,7 +34,7 @@ class RateWindow:
                  safety: float = SAFETY):
         self.rpm = rpm
         self.tpm = tpm
-        self.window = period * (1.0 + safety)
+        self.window = period + max(period * safety, MIN_SAFETY_SECONDS)
         self.sent: deque[tuple[float, int]] = deque()
         self.tokens_in_window = 0
         self.blocked_until = 0.0  # set by a 429's retry-after: nobody sends before this

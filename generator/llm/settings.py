@@ -34,8 +34,8 @@ _COMMON = {
     "timeout": _NUM_POS,
     "connect_timeout": _NUM_POS,
     "concurrency": {"type": "integer", "minimum": 1, "maximum": 256},
-    "rpm": _INT_POS,
-    "tpm": _INT_POS,
+    "rpm": {"type": ["integer", "null"], "minimum": 1},  # null: no limit
+    "tpm": {"type": ["integer", "null"], "minimum": 1},
     "period_seconds": _NUM_POS,
     "max_retry_after": {"type": "number", "minimum": 0},
     "rate_limit_retries": {"type": "integer", "minimum": 0, "maximum": 100},
