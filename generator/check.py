@@ -27,12 +27,14 @@ What is checked (SPEC §6, issue 5):
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import re
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from html import unescape
-from bisect import bisect_right
 from pathlib import Path
 from posixpath import normpath
 from urllib.parse import quote, unquote, urljoin, urlsplit
@@ -103,8 +105,11 @@ _DEFAULT_PORTS = {"http": "80", "https": "443"}
 # entry point
 
 
-def check_built_site(build_dir: Path, base_url: str) -> list[Problem]:
-    """Every problem of the site built in `build_dir` for `base_url`, sorted by file, message."""
+def check_built_site(build_dir: Path, base_url: str, *, jobs: int | None = None) -> list[Problem]:
+    """Every problem of the site built in `build_dir` for `base_url`, sorted by file, message.
+
+    `jobs`: processes for the pages of a large site (None: one per CPU, up to 8; 1: none).
+    """
     build_dir = Path(build_dir)
     try:
         base = _Base.parse(base_url)
@@ -120,9 +125,8 @@ def check_built_site(build_dir: Path, base_url: str) -> list[Problem]:
             problems.append(Problem(file=required, message=f"{required} is missing from the build"))
 
     pages = sorted(f for f in files if f.endswith(".html"))
+    problems.extend(_check_pages(build_dir, base, files, pages, jobs))
     resolver = _Resolver(base, files)
-    for rel in pages:
-        problems.extend(_check_page(build_dir, rel, base, resolver))
 
     if "sitemap.xml" in files:
         problems.extend(_check_sitemap(build_dir / "sitemap.xml", base, pages))
@@ -130,6 +134,41 @@ def check_built_site(build_dir: Path, base_url: str) -> list[Problem]:
         problems.extend(_check_robots(build_dir / "robots.txt", resolver))
 
     return sorted(set(problems), key=_sort_key)
+
+
+# Below this many pages a process pool costs more than it saves.
+PARALLEL_MIN_PAGES = 2000
+
+
+def _check_pages(build_dir: Path, base: _Base, files: set[str], pages: list[str], jobs: int | None) -> list[Problem]:
+    workers = min(jobs if jobs else (os.cpu_count() or 1), 8, max(1, len(pages) // 500))
+    if workers > 1 and len(pages) >= PARALLEL_MIN_PAGES:
+        size = -(-len(pages) // (workers * 4))
+        chunks = [pages[i : i + size] for i in range(0, len(pages), size)]
+        try:
+            context = multiprocessing.get_context("spawn")  # fork is unsafe in a threaded CLI
+            with ProcessPoolExecutor(
+                workers, mp_context=context, initializer=_init_worker, initargs=(build_dir, base, files)
+            ) as pool:
+                return [p for chunk in pool.map(_check_chunk, chunks) for p in chunk]
+        except (OSError, BrokenProcessPool, AssertionError):  # no processes here (daemonic...)
+            pass
+    resolver = _Resolver(base, files)
+    return [p for rel in pages for p in _check_page(build_dir, rel, base, resolver)]
+
+
+_WORKER: tuple[Path, _Base, _Resolver] | None = None
+
+
+def _init_worker(build_dir: Path, base: _Base, files: set[str]) -> None:
+    global _WORKER
+    _WORKER = (build_dir, base, _Resolver(base, files))
+
+
+def _check_chunk(pages: list[str]) -> list[Problem]:
+    assert _WORKER is not None
+    build_dir, base, resolver = _WORKER
+    return [p for rel in pages for p in _check_page(build_dir, rel, base, resolver)]
 
 
 def _sort_key(p: Problem) -> tuple:
@@ -176,6 +215,8 @@ class _Base:
 
     def under(self, url: str) -> bool:
         """Is `url` an absolute URL on base_url's scheme and host, under its path?"""
+        if url.startswith(self.url):
+            return True
         parts = urlsplit(url)
         return (
             parts.scheme == self.scheme
@@ -308,31 +349,55 @@ def _srcset_urls(value: str) -> list[str]:
 # pages
 
 
-# The page scanner. html.parser tokenises every tag and text run in Python (about 3 MB/s: a
-# minute for 10,000 material pages), so pages are scanned with regular expressions instead,
-# following the HTML tokenizer where it matters here: comments are skipped, the text of
-# script/style/textarea/title is raw (a `<a` in a script string is not a link), attribute
-# values may be quoted with " or ' and hold `>`, names are case-insensitive, the first of
-# duplicate attributes wins, and character references in values are decoded.
+# The page scanner. html.parser tokenises every tag and text run in Python (about 3 MB/s: close
+# to a minute for 10,000 material pages), so a page is scanned with one regular expression
+# instead, over its bytes with ASCII letters lowered (tag names are case-insensitive; the
+# length does not change, so offsets index the original bytes, which give the values). It
+# follows the HTML tokenizer where it matters here: comments are skipped; the text of
+# script/style/textarea/title is raw text up to the first `</name` (a `<a` in a script string
+# is not a link); attribute values are quoted with " or ' (and may hold `>`) or unquoted; the
+# first of duplicate attributes wins; character references in values are decoded.
 # tests/test_check.py checks it against html.parser.
 
 _RAW_TEXT = ("script", "style", "textarea", "title")
-_HIT = re.compile(
-    r"<(?:(!--)|(/?)(" + "|".join(sorted(set(_URL_ATTRS) | {"meta", "base", "svg", *_RAW_TEXT}))
-    + r")(?=[\s/>]))",
-    re.IGNORECASE,
+_TAG_NAMES = "|".join(sorted(set(_URL_ATTRS) | {"meta", "base", "svg"}, key=lambda n: (-len(n), n)))
+_ATTRS_PART = rb"""((?:[^>=]+|=\s*"[^"]*"|=\s*'[^']*'|=)*+)>"""
+_TOKEN = re.compile(
+    rb"<(?:"
+    rb"(!--)(?:>|->|.*?(?:-->|\Z))"  # 1: a comment
+    rb"|(script|style|textarea|title)(?=[\s/>])" + _ATTRS_PART  # 2: raw text element, 3: attributes
+    + rb"(.*?)(?:</\2(?=[\t\n\f\r />])|\Z)"  # 4: its text
+    rb"|(/?)(" + _TAG_NAMES.encode() + rb")(?=[\s/>])" + _ATTRS_PART  # 5: end tag?, 6: name, 7: attrs
+    + rb")",
+    re.DOTALL,
 )
-_TAG_REST = re.compile(r"""(?:[^>=]+|=\s*"[^"]*"|=\s*'[^']*'|=)*+>""")
-_ATTR = re.compile(r"""([^\s"'>/=][^\s"'>/=]*)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]*)))?""")
-_RAW_END = {name: re.compile(r"</" + name + r"[\t\n\f\r />]", re.IGNORECASE) for name in _RAW_TEXT}
+_ATTR = re.compile(rb"""([^\s"'>/=][^\s"'>/=]*)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]*)))?""")
 _REFRESH_URL = re.compile(r"""url\s*=\s*['"]?([^'"]+)""", re.IGNORECASE)
+_ATTR_CACHE: dict[bytes, dict[str, str]] = {}
+
+
+def _attributes(body: bytes) -> dict[str, str]:
+    """Attributes of a start tag (the bytes after its name), names lowered, values decoded."""
+    cached = _ATTR_CACHE.get(body)
+    if cached is not None:
+        return cached
+    attrs: dict[str, str] = {}
+    for name, v1, v2, v3 in _ATTR.findall(body):
+        key = name.decode("utf-8", "replace").lower()
+        if key not in attrs:
+            value = (v1 or v2 or v3).decode("utf-8", "replace")
+            attrs[key] = unescape(value) if "&" in value else value
+    if len(_ATTR_CACHE) > 50_000:
+        _ATTR_CACHE.clear()
+    _ATTR_CACHE[body] = attrs
+    return attrs
 
 
 class _PageScan:
-    """One pass over a page, collecting everything the checks need; offsets index `raw`."""
+    """One pass over a page, collecting everything the checks need; offsets index `data`."""
 
-    def __init__(self, raw: str) -> None:
-        self.raw = raw
+    def __init__(self, data: bytes) -> None:
+        self.data = data
         self.refs: list[tuple[str, str, str, int]] = []  # (field, url, kind, offset)
         self.titles: list[str] = []
         self.descriptions: list[str] = []
@@ -340,69 +405,43 @@ class _PageScan:
         self.og: dict[str, list[str]] = {}
         self.base_href: str | None = None
         self.ld_json: list[tuple[int, int]] = []  # (offset of <script, offset of its text)
-        self._line_starts: list[int] | None = None
         self._scan()
 
     def line(self, offset: int) -> int:
-        if self._line_starts is None:
-            self._line_starts = [0] + [m.end() for m in re.finditer("\n", self.raw)]
-        return bisect_right(self._line_starts, offset)
+        return self.data.count(b"\n", 0, offset) + 1
 
     def _scan(self) -> None:
-        raw = self.raw
-        n = len(raw)
-        pos = 0
+        data = self.data
         svg_depth = 0
-        search = _HIT.search
-        while True:
-            m = search(raw, pos)
-            if m is None:
-                return
-            start = m.start()
-            if m.group(1):  # comment: <!-- ... -->, also the abrupt <!--> and <!--->
-                if raw.startswith(">", start + 4):
-                    pos = start + 5
-                elif raw.startswith("->", start + 4):
-                    pos = start + 6
-                else:
-                    close = raw.find("-->", start + 4)
-                    if close < 0:
-                        return
-                    pos = close + 3
+        for m in _TOKEN.finditer(data.lower()):
+            if m.start(1) >= 0:  # comment
                 continue
-            rest = _TAG_REST.match(raw, m.end())
-            if rest is None:  # unclosed tag at the end of the file
-                return
-            pos = rest.end()
-            name = m.group(3).lower()
-            if m.group(2):  # end tag
+            raw_name = m.group(2)
+            if raw_name is not None:
+                if raw_name == b"title":
+                    if not svg_depth:
+                        s, e = m.span(4)
+                        self.titles.append(unescape(data[s:e].decode("utf-8", "replace")))
+                elif raw_name == b"script":
+                    s, e = m.span(3)
+                    attrs = _attributes(data[s:e])
+                    if attrs.get("type", "").strip().lower() == "application/ld+json":
+                        if "src" not in attrs:
+                            self.ld_json.append((m.start(), m.start(4)))
+                    else:
+                        self._tag("script", attrs, m.start())
+                continue
+            name = m.group(6).decode()
+            if m.start(5) != m.end(5):  # end tag
                 if name == "svg" and svg_depth:
                     svg_depth -= 1
                 continue
-            body = raw[m.end() : pos - 1]
+            s, e = m.span(7)
             if name == "svg":
-                if not body.rstrip().endswith("/"):
+                if not data[s:e].rstrip().endswith(b"/"):
                     svg_depth += 1
                 continue
-            attrs: dict[str, str] = {}
-            if body:
-                for attr, v1, v2, v3 in _ATTR.findall(body):
-                    attr = attr.lower()
-                    if attr not in attrs:
-                        value = v1 or v2 or v3
-                        attrs[attr] = unescape(value) if "&" in value else value
-            if name in _RAW_TEXT and not (name == "title" and svg_depth):
-                end = _RAW_END[name].search(raw, pos)
-                text_end = end.start() if end else n
-                if name == "title":
-                    self.titles.append(unescape(raw[pos:text_end]))
-                elif name == "script":
-                    if attrs.get("type", "").strip().lower() == "application/ld+json" and "src" not in attrs:
-                        self.ld_json.append((start, pos))
-                # like a browser, carry on after the first end tag (even one inside a JSON string)
-                pos = end.end() - 1 if end else n
-            if name in _URL_ATTRS or name in ("meta", "base"):
-                self._tag(name, attrs, start)
+            self._tag(name, _attributes(data[s:e]), m.start())
 
     def _tag(self, tag: str, a: dict[str, str], offset: int) -> None:
         if tag == "meta":
@@ -453,12 +492,10 @@ def _check_page(build_dir: Path, rel: str, base: _Base, resolver: _Resolver) -> 
 
     data = (build_dir / rel).read_bytes()
     try:
-        raw = data.decode("utf-8")
+        data.decode("utf-8")
     except UnicodeDecodeError as exc:
         problem(f"not valid UTF-8 ({exc.reason} at byte {exc.start})")
-        raw = data.decode("utf-8", errors="replace")
-
-    parser = _PageScan(raw)
+    parser = _PageScan(data)
 
     is_404 = rel == NOT_FOUND_PAGE
     page_url = base.page_url(rel)
@@ -536,7 +573,7 @@ def _check_page(build_dir: Path, rel: str, base: _Base, resolver: _Resolver) -> 
 
     # --- JSON-LD
     for tag_offset, text_offset in parser.ld_json:
-        for message in _check_ld_block(raw, text_offset):
+        for message in _check_ld_block(data[text_offset:].decode("utf-8", "replace"), 0):
             problem(message, "json-ld", parser.line(tag_offset))
 
     return problems

@@ -125,15 +125,25 @@ def _problems_of(error: Any) -> tuple[str, list[Problem]]:
 
 _RELOAD_JS = """(function(){
 if(!window.EventSource)return;
-var keys=%(keys)s,p=location.pathname.replace(/index\\.html$/,"");
+var keys=%(keys)s,p=location.pathname.replace(/index\\.html$/,""),es=null;
 if(keys.indexOf(p)<0)keys.push(p);
 var q="boot=%(boot)s&gen=%(gen)d";
 for(var i=0;i<keys.length;i++)q+="&k="+encodeURIComponent(keys[i]);
-var es=window.__siteReload=new EventSource("%(events)s?"+q);
+function open(){
+if(es)return;
+es=window.__siteReload=new EventSource("%(events)s?"+q);
 es.addEventListener("reload",function(e){
 var d=JSON.parse(e.data);
 for(var i=0;i<d.length;i++){if(d[i]==="*"||keys.indexOf(d[i])>=0){es.close();location.reload();return;}}
 });
+}
+function close(){if(es){es.close();es=null;}}
+/* hidden tabs let go of their stream (browsers allow few connections per host) and catch up on
+   return: the server answers a reconnect with a reload if this page changed meanwhile */
+document.addEventListener("visibilitychange",function(){document.hidden?close():open();});
+addEventListener("pagehide",close);
+addEventListener("pageshow",function(){if(!document.hidden)open();});
+if(!document.hidden)open();
 })();"""
 
 _OVERLAY = """<!doctype html>
@@ -168,7 +178,8 @@ _NOT_FOUND = """<!doctype html>
 BYPASS_PARAM = "__site_ignore_error"
 
 
-def _overlay_html(head: str, problems: list[Problem], path: str) -> str:
+def _overlay_html(head: str, problems: list[Problem], raw_path: str) -> str:
+    path = "/" + raw_path.lstrip("/")  # never `//host`: the bypass link stays on this server
     items = []
     for p in problems:
         where = html.escape(p.file or "") + (f":{p.line}" if p.line else "")
@@ -180,8 +191,8 @@ def _overlay_html(head: str, problems: list[Problem], path: str) -> str:
     return _OVERLAY % {
         "head": html.escape(head),
         "items": "<ol>\n" + "\n".join(items) + "\n</ol>" if items else "",
-        "path": html.escape(path),
-        "bypass": html.escape(quote(path) + "?" + BYPASS_PARAM + "=1"),
+        "path": html.escape(unquote(path)),
+        "bypass": html.escape(path + "?" + BYPASS_PARAM + "=1"),
     }
 
 
@@ -216,8 +227,9 @@ class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall
-    server_version = "site-devserver"
-    sys_version = ""
+
+    def version_string(self) -> str:
+        return "site-devserver"
 
     # -- plumbing --
     def setup(self) -> None:
@@ -290,7 +302,7 @@ class _Handler(BaseHTTPRequestHandler):
         error = dev._error
         if error is not None and not bypass and (full is None or _is_html(rel)):
             head_msg, problems = error
-            page = _overlay_html(head_msg, problems, raw_path if raw_path.startswith("/") else "/")
+            page = _overlay_html(head_msg, problems, raw_path)
             body = page.encode()
             if dev.live_reload:
                 body = inject(body, dev._script(["*"]))

@@ -76,10 +76,11 @@ class Graph:
 
 
 class GraphBuilder:
-    def __init__(self, site: Site, renderer: Renderer, state: BuildState, out_exists):
+    def __init__(self, site: Site, renderer: Renderer, state: BuildState, out_exists, memo: dict | None = None):
         self.site = site
         self.r = renderer
         self.state = state
+        self.memo = state.memo if memo is None else memo
         self.out_exists = out_exists  # callable(rel) -> bool: is the file in the output dir
         sources = site.sources
         self.global_sig = short([
@@ -204,7 +205,7 @@ class GraphBuilder:
         memo: dict[str, tuple[str, dict]] = {}
         for slug, material in site.materials.items():
             sig = self.material_sig(material)
-            old = self.state.memo.get(slug)
+            old = self.memo.get(slug)
             entry = old[1] if old is not None and old[0] == sig else None
             nodes = self.component_nodes(material, entry)
             for name, node in nodes.items():

@@ -31,8 +31,8 @@ def _material(slug: str, site: Site, r: Renderer, components) -> str:
     title = (seo_out or {}).get("title") or material.name
     description = (seo_out or {}).get("description") or material.data.get("description", "")
     page = r.page_context(title, description, material.url, og_type="article")
-    deps_all = {name: out.output for (name, s), out in site.outputs.items()
-                if s == slug and out.output is not None}
+    deps_all = {name: out.output for name in material.components
+                if (out := site.outputs.get((name, slug))) is not None and out.output is not None}
     rendered = []
     for name in material.components:
         component = site.components[name]

@@ -82,6 +82,7 @@ class Renderer:
         self.site_context = self._site_context()
         self.site_sig = short(self.site_context)
         self._sig_cache: dict[str, str] = {}
+        self._inline: dict[str, jinja2.Template] = {}  # inline prompt/system templates, compiled once
 
     # -- site-wide context ---------------------------------------------------------------------
 
@@ -153,7 +154,10 @@ class Renderer:
         value = component.definition[key]
         if _is_file(value):
             return self.text.get_template(component.jinja_name(value))
-        return self.text.from_string(value)
+        template = self._inline.get(value)
+        if template is None:
+            template = self._inline[value] = self.text.from_string(value)
+        return template
 
     def _generation_context(self, component: Component, material: Material, deps: dict) -> dict:
         return {"material": component.select_inputs(material), "site": self.site_context,

@@ -272,10 +272,13 @@ class Watch:
             stale = [_stale_name(p) for p in e.problems]
             self.out(f"{label} in {took}: built; {len(stale)} LLM component(s) stale, not "
                      f"regenerated with --frozen ({_list(stale)})")
+            report = getattr(e, "report", None)  # if the engine attaches it: reload only what changed
             if self.server.has_error:
                 self.server.clear_error()
+            elif report is not None:
+                self.server.notify(list(report.written) + list(report.removed))
             else:
-                self.server.notify(["*"])  # the report is lost with the exception: reload every page
+                self.server.notify(["*"])  # without the report, every open page reloads
             return True
         except SiteError as e:
             took = _ms(time.perf_counter() - t0)

@@ -29,19 +29,17 @@ def safe_join(base: Path, rel: str) -> Path:
     return path
 
 
-def atomic_write(path: Path, data: bytes, durable: bool = False) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
     """Write `data` to `path` via a temp file in the same folder and os.replace.
 
-    `durable` also fsyncs: used for content/components (paid-for answers), not for build/.
+    A killed process leaves either the old file or the new one, never half of one. (No fsync:
+    that guards against power loss, not kills, and costs a millisecond per file.)
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-            if durable:
-                fh.flush()
-                os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:

@@ -309,6 +309,9 @@ def test_error_overlay(live: DevServer) -> None:
             assert c.get("/assets/style.css").status_code == 200  # assets are still served
             assert c.get("/metal").status_code == 301
             assert c.get("/metal/aluminum/?__site_ignore_error=1").status_code == 200
+            assert 'href="/metal/aluminum/?__site_ignore_error=1"' in c.get("/metal/aluminum/").text
+            _, _, body = raw(live, "//evil.example/x")
+            assert b'href="/evil.example/x?' in body and b'href="//' not in body
             live.set_error("plain message: boom")
             assert "plain message: boom" in c.get("/").text
             live.clear_error()

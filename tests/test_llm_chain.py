@@ -203,6 +203,16 @@ def test_timeout_moves_on(run, fo, fg):
     assert report.providers["ollama"].fallbacks == 1
 
 
+def test_groq_timeout_moves_on(run, fg):
+    fg.push(Reply(content=GOOD, delay=3))
+    s = settings(["groq", "template"], fg=fg, groq={"timeout": 0.3, "connect_timeout": 0.3})
+    t0 = time.monotonic()
+    report = run([req(offline=lambda: json.dumps(GOOD))], s)
+    assert time.monotonic() - t0 < 2.5 and len(fg.chat_calls()) == 1  # no SDK retry
+    assert run.answers["v1:aa"].provider == "template"
+    assert report.providers["groq"].fallbacks == 1
+
+
 def test_model_missing_at_health_check(run, fg):
     with FakeOllama(models=["mistral:latest"]) as fo:
         fg.push(Reply(content=GOOD))

@@ -103,6 +103,17 @@ def write_site(root: Path) -> Path:
     return root
 
 
+def burst(site: Path, n: int) -> None:
+    """n new material files landing at once, as a `git checkout` does (prepared aside, then moved
+    into place in a tight loop, so a busy machine cannot stretch the burst)."""
+    staging = site.parent / "staging"
+    staging.mkdir()
+    for i in range(n):
+        (staging / f"m{i:03d}.yaml").write_text(material_yaml(f"M{i}"))
+    for i in range(n):
+        os.replace(staging / f"m{i:03d}.yaml", site / f"materials/metal/m{i:03d}.yaml")
+
+
 # --- in-process: run_watch with a stand-in build ---------------------------------------------
 
 
@@ -233,8 +244,7 @@ def test_burst_is_one_rebuild(site: Path) -> None:
     build = FakeBuild()
     with InProcess(site, build) as w:
         calls = build.calls
-        for i in range(100):  # as a `git checkout` would
-            (site / f"materials/metal/m{i:03d}.yaml").write_text(material_yaml(f"M{i}"))
+        burst(site, 100)
         line = w.wait_rebuild(1)
         assert "100 files changed" in line and "100 pages written" in line
         assert get(w.url + "metal/m099/").status_code == 200
@@ -270,6 +280,18 @@ def test_folder_created_while_watching_is_watched(site: Path) -> None:
         assert "(assets/extra.css)" in w.wait_rebuild(2)
         (site / "site.yaml").write_text((site / "site.yaml").read_text() + "\n")
         assert "(site.yaml)" in w.wait_rebuild(3)
+
+
+def test_folder_replaced_while_watching_is_still_watched(site: Path) -> None:
+    """A branch switch can remove a whole folder and bring it back: the new one is watched."""
+    with InProcess(site) as w:
+        os.rename(site / "materials", site.parent / "materials-aside")
+        w.wait_rebuild(1)
+        os.rename(site.parent / "materials-aside", site / "materials")
+        n = poll(lambda: len(w.rebuilds()) >= 2 and len(w.rebuilds()), what="the folder to come back")
+        (site / "materials/metal/aluminum.yaml").write_text(material_yaml("Back"))
+        assert "(materials/metal/aluminum.yaml)" in w.wait_rebuild(n + 1)
+        assert "<h1>Back</h1>" in get(w.url + "metal/aluminum/").text
 
 
 def test_first_build_failing_still_serves(site: Path) -> None:
@@ -441,8 +463,7 @@ def test_site_watch_edit_error_fix(site: Path, watched: SiteWatch) -> None:
 
 
 def test_site_watch_burst_and_generated_files(site: Path, watched: SiteWatch) -> None:
-    for i in range(100):
-        (site / f"materials/metal/m{i:03d}.yaml").write_text(material_yaml(f"Material {i}"))
+    burst(site, 100)
     line = watched.wait_rebuild(1)
     assert "100 files changed" in line
     poll(lambda: get(watched.url + "metal/m099/").status_code == 200, what="the new pages")

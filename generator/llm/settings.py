@@ -136,6 +136,12 @@ class Secret:
     def __reduce__(self):  # never pickled into a cache or state file by accident
         raise TypeError("a Secret cannot be pickled")
 
+    def __copy__(self) -> "Secret":
+        return self
+
+    def __deepcopy__(self, memo: dict) -> "Secret":
+        return self
+
 
 def safe_url(url: str) -> str:
     """`url` without any user:password part, for messages."""
@@ -198,6 +204,8 @@ class LLMSettings:
         if env_chain:
             chain, bad = _parse_chain(env_chain.split(","))
             problems += [Problem("<env SITE_LLM_CHAIN>", m) for m in bad]
+        if isinstance(chain_override, str):
+            chain_override = [chain_override]
         if chain_override:
             items = [p for item in chain_override for p in str(item).split(",")]
             chain, bad = _parse_chain(items)

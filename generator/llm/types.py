@@ -22,6 +22,9 @@ class LLMRequest:
     offline: Callable[[], str] | None = None  # template tier: JSON text of the output; None = no template
     fresh: bool = False  # skip the cache read (site regen); the new answer is still stored
 
+    def __hash__(self) -> int:  # the dict fields are not hashable; the key identifies the request
+        return hash((self.key, self.component, self.slug))
+
     @property
     def label(self) -> str:
         return f"{self.component}/{self.slug}"

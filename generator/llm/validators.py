@@ -253,19 +253,19 @@ def _v_mentions_name(output: dict, spec: dict, material: dict) -> list[str]:
 
 
 _PLACEHOLDERS = [
-    (re.compile(r"\b(?:TBD|TBA|TODO|FIXME|XXX+)\b"), None),
-    (re.compile(r"\blorem\b", re.I), None),
-    (re.compile(r"\bplaceholder\b", re.I), None),
-    (re.compile(r"\[[^\[\]\n]{0,120}\]"), None),
-    (re.compile(r"\{\{.*?\}\}|\{\{|\}\}|\{%|%\}", re.S), None),
-    (re.compile(r"<(?:insert|your|name|material)[^<>]{0,40}>", re.I), None),
+    re.compile(r"\b(?:TBD|TBA|TODO|FIXME|XXX+)\b"),
+    re.compile(r"\blorem\b", re.I),
+    re.compile(r"\bplaceholder\b", re.I),
+    re.compile(r"\[[^\[\]\n]{0,120}\]"),  # [anything in brackets]
+    re.compile(r"\{\{.*?\}\}|\{\{|\}\}|\{%|%\}", re.S),  # template syntax
+    re.compile(r"<(?:insert|your|name|material)[^<>]{0,40}>", re.I),
 ]
 
 
 def _v_no_placeholders(output: dict, spec: dict, material: dict) -> list[str]:
     texts, errors = _texts(output, spec)
     for path, text in texts:
-        for rx, _ in _PLACEHOLDERS:
+        for rx in _PLACEHOLDERS:
             m = rx.search(text)
             if m:
                 errors.append(f"{path}: contains a placeholder {_quote(m.group(0), 40)}; write the real text")

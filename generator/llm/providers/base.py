@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -175,8 +176,6 @@ def response_format(kind: str, component: str, schema: dict) -> dict | None:
 
 def with_schema_hint(messages: Sequence[dict], schema: dict) -> list[dict]:
     """For JSON modes that do not carry the schema (json_object / none): state it in the prompt."""
-    import json
-
     hint = ("Answer with one JSON object only, matching this JSON Schema:\n"
             + json.dumps(schema, ensure_ascii=False, sort_keys=True))
     out = [dict(m) for m in messages]
