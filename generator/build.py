@@ -13,17 +13,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from . import yamlio
+from typing import TYPE_CHECKING
+
 from .config import SiteConfig, check_base_url, load_config
-from .content import Site, load_site
 from .errors import FrozenStale, InputError, Problem
-from .graph import ComponentNode, Graph, GraphBuilder
-from .hashing import bytes_sha, output_sha, short
+from .hashing import short
 from .lock import site_lock
-from .render import Renderer, TemplateFailure
 from .sources import Sources
-from .state import STATE_FORMAT, BuildState, NodeRecord, load_state, save_state
+from .state import STATE_FORMAT, BuildState, Memo, NodeRecord, load_memo, load_state, save_state
 from .writer import OutputWriter, atomic_write, safe_join
+
+if TYPE_CHECKING:  # the no-op path never imports jinja2, the graph or the content loader
+    from .content import Site
+    from .graph import ComponentNode, Graph
+    from .render import Renderer
 
 CACHE_DIR = ".cache"
 
@@ -85,8 +88,9 @@ class _Build:
 
     def run(self) -> BuildReport:
         state = load_state(self.cache_dir)
-        sources = Sources(self.root, state.files, extra=_extra_files(state))
-        config, config_cache = self._config(sources, state)
+        config_schema = state.config[1].material_schema if state.config else None
+        sources = Sources(self.root, state.files, extra=(config_schema,) if config_schema else ())
+        config = self._config(sources, state)
         out_dir = self.root / config.output_dir
         report = BuildReport(out_dir=out_dir)
         options_sig = short([config.base_url, config.output_dir, STATE_FORMAT])
@@ -98,14 +102,17 @@ class _Build:
             report.warnings = list(state.warnings)
             return self._finish(report)
 
-        site, parse_cache = load_site(self.root, config, sources, state.parse_cache)
-        parse_cache.update(config_cache)
+        from .content import load_site
+        from .render import Renderer
+
+        memo = load_memo(self.cache_dir, state)
+        site, parse_cache = load_site(self.root, config, sources, memo.parse_cache)
         renderer = Renderer(site, self.cache_dir / "jinja")
         renderer.compile_all()
-        graph = self._graph(site, renderer, state, writer)
+        graph = self._graph(site, renderer, state, memo, writer)
 
         if not self.options.frozen:
-            graph = self._produce(site, renderer, state, writer, graph, report)
+            graph = self._produce(site, renderer, state, memo, writer, graph, report)
 
         for node in graph.components.values():
             if node.kind == "llm" and node.status != "fresh":
@@ -120,37 +127,33 @@ class _Build:
             writer.remove(rel)
         report.written, report.removed = writer.written, writer.removed
 
+        fresh_parts = {n.id: n.parts for n in graph.components.values()
+                       if n.kind == "llm" and n.status == "fresh" and n.key}
         save_state(self.cache_dir, BuildState(
-            files=sources.record(), parse_cache=parse_cache, nodes=new_nodes,
-            parts={**state.parts, **{n.id: n.parts for n in graph.components.values()
-                                    if n.status == "fresh" and n.key is not None}},
-            memo=graph.memo, options=options_sig, stale_llm=tuple(report.stale_llm),
-            pending_llm=any(n.status in ("missing", "stale", "blocked") for n in graph.components.values()
-                            if n.kind == "llm"),
-            warnings=tuple(report.warnings)))
+            files=sources.record(), nodes=new_nodes, options=options_sig, stale_llm=tuple(report.stale_llm),
+            pending_llm=any(n.needs_production or n.status == "blocked" for n in graph.components.values()),
+            warnings=tuple(report.warnings), config=(sources.sha("site.yaml"), config)),
+            Memo(parse_cache=parse_cache, parts={**memo.parts, **fresh_parts}, keys=graph.memo))
         return self._finish(report)
 
     def _finish(self, report: BuildReport) -> BuildReport:
         report.elapsed = time.perf_counter() - self.started
         if self.options.frozen and report.stale_llm:
-            raise FrozenStale(f"--frozen: {len(report.stale_llm)} LLM component(s) are stale or missing "
-                              "(run `site build` with a provider, review and commit content/components/)",
-                              [_stale_problem(s) for s in report.stale_llm])
+            raise _frozen_error(report)
         return report
 
-    def _config(self, sources: Sources, state: BuildState) -> tuple[SiteConfig, dict]:
+    def _config(self, sources: Sources, state: BuildState) -> SiteConfig:
         """site.yaml, re-validated only when its bytes changed."""
         if not sources.exists("site.yaml"):
             raise InputError(f"no site.yaml in {self.root}: is this a site? (`site init DIR` makes one)")
         sha = sources.sha("site.yaml")
-        cached = state.parse_cache.get("site.yaml")
-        if cached is not None and cached[0] == sha:
-            config = cached[2]
+        if state.config is not None and state.config[0] == sha:
+            config = state.config[1]
         else:
             config = load_config(self.root, sources.read_text("site.yaml"))
         if config.material_schema:
             sources.add(config.material_schema)
-        return config.with_base_url(self.options.base_url), {"site.yaml": (sha, "", config)}
+        return config.with_base_url(self.options.base_url)
 
     def _is_noop(self, sources: Sources, state: BuildState, options_sig: str, writer: OutputWriter) -> bool:
         if self.options.regen or not state.nodes or state.options != options_sig or sources.stat_changed():
@@ -159,11 +162,14 @@ class _Build:
             return False  # missing or stale LLM outputs: try the providers again
         return all(writer.exists(rel) for rel in state.owned_outputs())
 
-    def _graph(self, site: Site, renderer: Renderer, state: BuildState, writer: OutputWriter,
-               memo: dict | None = None) -> Graph:
-        """The graph; `memo` (a previous graph's, in this build) saves recomputing unchanged keys."""
+    def _graph(self, site: Site, renderer: Renderer, state: BuildState, memo: Memo, writer: OutputWriter,
+               previous: Graph | None = None, changed: set[str] = frozenset()) -> Graph:
+        """The graph; with `previous` (this build's), only the `changed` materials are redone."""
+        from .graph import GraphBuilder
+        from .render import TemplateFailure
+
         try:
-            return GraphBuilder(site, renderer, state, writer.exists, memo).build()
+            return GraphBuilder(site, renderer, state.nodes, memo, writer.exists).build(previous, changed)
         except TemplateFailure as exc:
             raise InputError("a prompt template failed", [exc.problem]) from None
 
@@ -197,7 +203,7 @@ class _Build:
             chosen.add((regen.component, slug))
         return chosen
 
-    def _produce(self, site: Site, renderer: Renderer, state: BuildState, writer: OutputWriter,
+    def _produce(self, site: Site, renderer: Renderer, state: BuildState, memo: Memo, writer: OutputWriter,
                  graph: Graph, report: BuildReport) -> Graph:
         regen = self._regen_selection(site)
         wanted = lambda g: [n for n in g.components.values()
@@ -232,7 +238,7 @@ class _Build:
                 reports.append(produce_sync(requests, settings, cache,
                                             lambda req, ans: self._store(site, req, ans, report), progress,
                                             session=session))
-                graph = self._graph(site, renderer, state, writer, graph.memo)
+                graph = self._graph(site, renderer, state, memo, writer, graph, {n.slug for n in ready})
         finally:
             cache.close()
         report.llm = _merge_reports(reports)
@@ -257,7 +263,9 @@ class _Build:
 
     def _store(self, site: Site, request: Any, answer: Any, report: BuildReport) -> None:
         """Persist an accepted answer the moment it arrives (SPEC §3: a kill loses no paid call)."""
-        from .content import GeneratedOutput
+        from . import yamlio
+        from .content import GeneratedOutput, Lazy
+        from .hashing import output_sha
 
         rel = site.output_path(request.component, request.slug)
         record = {
@@ -272,8 +280,8 @@ class _Build:
         atomic_write(safe_join(self.root / "content", rel[len("content/"):]), data)
         site.sources.update(rel, data)
         site.outputs[(request.component, request.slug)] = GeneratedOutput(
-            component=request.component, slug=request.slug, file=rel, key=request.key, output=answer.output,
-            record=record, hand_edited=False, pinned=False)
+            component=request.component, slug=request.slug, file=rel, key=request.key, hand_edited=False,
+            pinned=False, lazy=Lazy(answer.output))
         report.produced.append(f"{request.component}:{request.slug}")
 
     # -- pages ---------------------------------------------------------------------------------
@@ -281,6 +289,7 @@ class _Build:
     def _render(self, site: Site, renderer: Renderer, graph: Graph, state: BuildState,
                 writer: OutputWriter, report: BuildReport) -> dict[str, NodeRecord]:
         from .pages import render_output
+        from .render import TemplateFailure
 
         records: dict[str, NodeRecord] = {}
         for node in graph.outputs.values():
@@ -302,12 +311,6 @@ class _Build:
         return records
 
 
-def _extra_files(state: BuildState) -> tuple[str, ...]:
-    cached = state.parse_cache.get("site.yaml")
-    schema = cached[2].material_schema if cached is not None else None
-    return (schema,) if schema else ()
-
-
 def _stale_problem(stale_line: str) -> Problem:
     """"caption:oak: stale: field 'x' changed" -> a Problem on the output file."""
     component, slug, why = stale_line.split(":", 2)
@@ -321,3 +324,11 @@ def _merge_reports(reports: list) -> Any:
     for other in reports[1:]:
         merged = merged.merge(other)
     return merged
+
+
+def _frozen_error(report: BuildReport) -> FrozenStale:
+    error = FrozenStale(f"--frozen: {len(report.stale_llm)} LLM component(s) are stale or missing "
+                        "(run `site build` with a provider, review and commit content/components/)",
+                        [_stale_problem(s) for s in report.stale_llm])
+    error.report = report  # what was built anyway (watch mode reloads just those pages)
+    return error

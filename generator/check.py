@@ -27,11 +27,8 @@ What is checked (SPEC §6, issue 5):
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import re
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from html import unescape
@@ -105,11 +102,8 @@ _DEFAULT_PORTS = {"http": "80", "https": "443"}
 # entry point
 
 
-def check_built_site(build_dir: Path, base_url: str, *, jobs: int | None = None) -> list[Problem]:
-    """Every problem of the site built in `build_dir` for `base_url`, sorted by file, message.
-
-    `jobs`: processes for the pages of a large site (None: one per CPU, up to 8; 1: none).
-    """
+def check_built_site(build_dir: Path, base_url: str) -> list[Problem]:
+    """Every problem of the site built in `build_dir` for `base_url`, sorted by file, message."""
     build_dir = Path(build_dir)
     try:
         base = _Base.parse(base_url)
@@ -125,8 +119,9 @@ def check_built_site(build_dir: Path, base_url: str, *, jobs: int | None = None)
             problems.append(Problem(file=required, message=f"{required} is missing from the build"))
 
     pages = sorted(f for f in files if f.endswith(".html"))
-    problems.extend(_check_pages(build_dir, base, files, pages, jobs))
     resolver = _Resolver(base, files)
+    for rel in pages:
+        problems.extend(_check_page(build_dir, rel, base, resolver))
 
     if "sitemap.xml" in files:
         problems.extend(_check_sitemap(build_dir / "sitemap.xml", base, pages))
@@ -134,41 +129,6 @@ def check_built_site(build_dir: Path, base_url: str, *, jobs: int | None = None)
         problems.extend(_check_robots(build_dir / "robots.txt", resolver))
 
     return sorted(set(problems), key=_sort_key)
-
-
-# Below this many pages a process pool costs more than it saves.
-PARALLEL_MIN_PAGES = 2000
-
-
-def _check_pages(build_dir: Path, base: _Base, files: set[str], pages: list[str], jobs: int | None) -> list[Problem]:
-    workers = min(jobs if jobs else (os.cpu_count() or 1), 8, max(1, len(pages) // 500))
-    if workers > 1 and len(pages) >= PARALLEL_MIN_PAGES:
-        size = -(-len(pages) // (workers * 4))
-        chunks = [pages[i : i + size] for i in range(0, len(pages), size)]
-        try:
-            context = multiprocessing.get_context("spawn")  # fork is unsafe in a threaded CLI
-            with ProcessPoolExecutor(
-                workers, mp_context=context, initializer=_init_worker, initargs=(build_dir, base, files)
-            ) as pool:
-                return [p for chunk in pool.map(_check_chunk, chunks) for p in chunk]
-        except (OSError, BrokenProcessPool, AssertionError):  # no processes here (daemonic...)
-            pass
-    resolver = _Resolver(base, files)
-    return [p for rel in pages for p in _check_page(build_dir, rel, base, resolver)]
-
-
-_WORKER: tuple[Path, _Base, _Resolver] | None = None
-
-
-def _init_worker(build_dir: Path, base: _Base, files: set[str]) -> None:
-    global _WORKER
-    _WORKER = (build_dir, base, _Resolver(base, files))
-
-
-def _check_chunk(pages: list[str]) -> list[Problem]:
-    assert _WORKER is not None
-    build_dir, base, resolver = _WORKER
-    return [p for rel in pages for p in _check_page(build_dir, rel, base, resolver)]
 
 
 def _sort_key(p: Problem) -> tuple:
@@ -207,7 +167,8 @@ class _Base:
         if not prefix.endswith("/"):
             prefix += "/"
         host = _host(parts.scheme, parts.netloc)
-        return cls(url=f"{parts.scheme}://{host}{prefix}", scheme=parts.scheme, host=host, prefix=prefix)
+        url = f"{parts.scheme}://{host}{prefix}"
+        return cls(url=url, scheme=parts.scheme, host=host, prefix=prefix)
 
     def page_url(self, rel: str) -> str:
         """The URL a built file is served at: `x/index.html` -> base + `x/`."""
@@ -243,6 +204,7 @@ def _pretty(rel: str) -> str:
 
 
 _OUTSIDE = object()  # sentinel: on the site's host, outside base_url's path
+_INVALID = object()  # sentinel: not a URL at all (urllib refuses it)
 
 
 class _Resolver:
@@ -250,7 +212,8 @@ class _Resolver:
 
     `target(ref, page_url)` returns None for references it does not check (other schemes and
     hosts, bare fragments), `_OUTSIDE` for paths on the site's host outside base_url's path,
-    else the path relative to build_dir the reference points at (before pretty-URL lookup).
+    `_INVALID` for what is no URL, else the path relative to build_dir the reference points
+    at (before the pretty-URL lookup of `exists`).
     """
 
     def __init__(self, base: _Base, files: set[str]):
@@ -278,7 +241,7 @@ class _Resolver:
             absolute = urljoin(page_url, ref)
             parts = urlsplit(absolute)
         except ValueError:
-            return _OUTSIDE
+            return _INVALID
         if parts.scheme not in ("http", "https"):
             return None
         if _host(parts.scheme, parts.netloc) != self.base.host:
@@ -367,7 +330,8 @@ _TOKEN = re.compile(
     rb"(!--)(?:>|->|.*?(?:-->|\Z))"  # 1: a comment
     rb"|(script|style|textarea|title)(?=[\s/>])" + _ATTRS_PART  # 2: raw text element, 3: attributes
     + rb"(.*?)(?:</\2(?=[\t\n\f\r />])|\Z)"  # 4: its text
-    rb"|(/?)(" + _TAG_NAMES.encode() + rb")(?=[\s/>])" + _ATTRS_PART  # 5: end tag?, 6: name, 7: attrs
+    rb"|(/?)(" + _TAG_NAMES.encode() + rb")(?=[\s/>])"  # 5: "/" of an end tag, 6: name
+    + _ATTRS_PART  # 7: attributes
     + rb")",
     re.DOTALL,
 )
@@ -413,6 +377,7 @@ class _PageScan:
     def _scan(self) -> None:
         data = self.data
         svg_depth = 0
+        seen: set[tuple[str, bytes]] = set()
         for m in _TOKEN.finditer(data.lower()):
             if m.start(1) >= 0:  # comment
                 continue
@@ -437,11 +402,17 @@ class _PageScan:
                     svg_depth -= 1
                 continue
             s, e = m.span(7)
+            body = data[s:e]
             if name == "svg":
-                if not data[s:e].rstrip().endswith(b"/"):
+                if not body.rstrip().endswith(b"/"):
                     svg_depth += 1
                 continue
-            self._tag(name, _attributes(data[s:e]), m.start())
+            if name != "meta":  # the same tag again (a nav link...) adds nothing new
+                key = (name, body)
+                if key in seen:
+                    continue
+                seen.add(key)
+            self._tag(name, _attributes(body), m.start())
 
     def _tag(self, tag: str, a: dict[str, str], offset: int) -> None:
         if tag == "meta":
@@ -520,7 +491,8 @@ def _check_page(build_dir: Path, rel: str, base: _Base, resolver: _Resolver) -> 
                 "meta description",
             )
         if len(parser.descriptions) > 1:
-            problem(f"{len(parser.descriptions)} meta descriptions (one expected)", "meta description")
+            count = len(parser.descriptions)
+            problem(f"{count} meta descriptions (one expected)", "meta description")
 
     canonical = None
     if not parser.canonicals:
@@ -558,7 +530,7 @@ def _check_page(build_dir: Path, rel: str, base: _Base, resolver: _Resolver) -> 
             continue
         seen.add((field, url))
         if base.scheme == "https" and kind == "asset" and url:
-            if url[:5].lower() == "http:" or (insecure_base and not _has_scheme(url)):
+            if url[:5].lower() == "http:" or (insecure_base and _resolves_to_http(url, doc_url)):
                 message = f"loads http:// asset {url!r} on an https site (mixed content)"
                 problem(message, field, parser.line(offset))
         target = resolver.target(url, doc_url)
@@ -566,10 +538,14 @@ def _check_page(build_dir: Path, rel: str, base: _Base, resolver: _Resolver) -> 
             continue
         what = "broken link" if kind == "link" else "missing asset"
         if target is _OUTSIDE:
-            problem(f"{what} {url!r}: outside the site's base path {base.prefix}", field, parser.line(offset))
+            message = f"{what} {url!r}: outside the site's base path {base.prefix}"
+        elif target is _INVALID:
+            message = f"{what} {url!r}: not a valid URL"
         elif resolver.exists(target) is None:
             message = f"{what} {url!r}: no {resolver.expected_file(target)} in the build"
-            problem(message, field, parser.line(offset))
+        else:
+            continue
+        problem(message, field, parser.line(offset))
 
     # --- JSON-LD
     for tag_offset, text_offset in parser.ld_json:
@@ -579,11 +555,11 @@ def _check_page(build_dir: Path, rel: str, base: _Base, resolver: _Resolver) -> 
     return problems
 
 
-_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
-
-
-def _has_scheme(url: str) -> bool:
-    return url.startswith("//") or bool(_SCHEME.match(url))
+def _resolves_to_http(url: str, doc_url: str) -> bool:
+    try:
+        return urlsplit(urljoin(doc_url, url)).scheme == "http"
+    except ValueError:
+        return False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -591,7 +567,7 @@ def _has_scheme(url: str) -> bool:
 
 
 def _check_ld_block(raw: str, start: int) -> list[str]:
-    """Problems of the JSON-LD block whose text starts at raw[start]."""
+    """Problems of the JSON-LD block whose text starts at raw[start] (the rest of the page)."""
     messages: list[str] = []
     ends = []
     for m in _SCRIPT_END.finditer(raw, start):
@@ -631,11 +607,15 @@ def _check_ld_block(raw: str, start: int) -> list[str]:
 
 def _json(text: str) -> tuple[object, str | None]:
     try:
-        return json.loads(text), None
-    except ValueError as exc:  # JSONDecodeError, and RecursionError-free ValueErrors
+        return json.loads(text, parse_constant=_not_json), None
+    except ValueError as exc:  # JSONDecodeError, NaN/Infinity
         return None, str(exc)
     except RecursionError:
         return None, "nested too deeply"
+
+
+def _not_json(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _check_ld_data(data: object) -> list[str]:
@@ -668,14 +648,18 @@ def _check_ld_data(data: object) -> list[str]:
     return messages
 
 
-def _check_ld_types(node: object, where: str, depth: int = 0) -> list[str]:
-    """Required properties of every typed node in the tree under `node`."""
+def _check_ld_types(node: object, where: str, depth: int = 0, nested: bool = False) -> list[str]:
+    """Required properties of every typed node in the tree under `node`.
+
+    A nested node with an `@id` (`"mainEntityOfPage": {"@type": "WebPage", "@id": url}`,
+    an author described elsewhere in the @graph) is a reference: it needs nothing more.
+    """
     if depth > 50:
         return []
     messages: list[str] = []
     if isinstance(node, list):
         for i, item in enumerate(node):
-            messages.extend(_check_ld_types(item, f"{where}[{i}]", depth + 1))
+            messages.extend(_check_ld_types(item, f"{where}[{i}]", depth + 1, nested))
         return messages
     if not isinstance(node, dict):
         return messages
@@ -688,16 +672,18 @@ def _check_ld_types(node: object, where: str, depth: int = 0) -> list[str]:
         if not t.strip():
             messages.append(f"JSON-LD {where}: empty @type")
             continue
+        if nested and _present(node.get("@id")):
+            continue
         name = t.rsplit("/", 1)[-1].rsplit(":", 1)[-1]
         for group in _REQUIRED.get(name, ()):
             if not any(_present(node.get(prop)) for prop in group):
                 wanted = " or ".join(group)
                 messages.append(f"JSON-LD {name} ({where}) is missing {wanted}")
     for key, value in node.items():
-        if key in ("@context",) or not isinstance(value, (dict, list)):
+        if key == "@context" or not isinstance(value, (dict, list)):
             continue
         sub = key if where == "top level" else f"{where}.{key}"
-        messages.extend(_check_ld_types(value, sub, depth + 1))
+        messages.extend(_check_ld_types(value, sub, depth + 1, nested=key != "@graph"))
     return messages
 
 
@@ -740,7 +726,9 @@ _CHANGEFREQ = {"always", "hourly", "daily", "weekly", "monthly", "yearly", "neve
 _XSI = "{http://www.w3.org/2001/XMLSchema-instance}"
 _TZ = r"(Z|[+-]\d{2}:\d{2})?"
 _XSD_DATE = re.compile(r"^(-?\d{4,})-(\d{2})-(\d{2})" + _TZ + "$")
-_XSD_DATETIME = re.compile(r"^(-?\d{4,})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d+)?" + _TZ + "$")
+_XSD_DATETIME = re.compile(
+    r"^(-?\d{4,})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d+)?" + _TZ + "$"
+)
 _XSD_DECIMAL = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
 
 
@@ -878,7 +866,8 @@ def _valid_lastmod(text: str) -> bool:
         return _valid_date(year, month, day) and _valid_tz(m.group(8))
     m = _XSD_DATE.match(text)
     if m:
-        return _valid_date(int(m.group(1)), int(m.group(2)), int(m.group(3))) and _valid_tz(m.group(4))
+        year, month, day = int(m.group(1)), int(m.group(2)), int(m.group(3))
+        return _valid_date(year, month, day) and _valid_tz(m.group(4))
     return False
 
 
@@ -913,7 +902,7 @@ def _valid_priority(text: str) -> bool:
 
 def _foreign(tag: str) -> bool:
     """An element of a namespace other than the sitemap's (xsd:any namespace="##other")."""
-    return tag.startswith("{") and not tag.startswith("{" + SITEMAP_NS + "}") and not tag.startswith("{}")
+    return tag.startswith("{") and not tag.startswith("{" + SITEMAP_NS + "}")
 
 
 def _show_tag(tag: str) -> str:
@@ -951,9 +940,13 @@ def _check_robots(path: Path, resolver: _Resolver) -> list[Problem]:
             continue
         url = value.split("#", 1)[0].strip()
         if urlsplit(url).scheme not in ("http", "https"):
-            problems.append(Problem("robots.txt", f"Sitemap {url!r} is not an absolute URL", n, "Sitemap"))
+            message = f"Sitemap {url!r} is not an absolute URL"
+            problems.append(Problem("robots.txt", message, n, "Sitemap"))
             continue
         target = resolver.target(url, resolver.base.url)
-        if target is _OUTSIDE or (target is not None and resolver.exists(target) is None):
-            problems.append(Problem("robots.txt", f"Sitemap {url!r} is not a file of the build", n, "Sitemap"))
+        if target is None:  # another host
+            continue
+        if target is _OUTSIDE or target is _INVALID or resolver.exists(target) is None:
+            message = f"Sitemap {url!r} is not a file of the build"
+            problems.append(Problem("robots.txt", message, n, "Sitemap"))
     return problems

@@ -11,12 +11,12 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Callable
 
 from . import yamlio
 from .config import SiteConfig, schema_problems
 from .errors import InputError, Problem
-from .hashing import output_sha
+from .hashing import output_sha, short
 from .sources import Sources
 
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -25,14 +25,50 @@ ALWAYS_INPUTS = ("name", "category", "slug")
 DEFAULT_SCHEMA = Path(__file__).parent / "schemas" / "material.schema.json"
 
 
+class Lazy:
+    """A value parsed from a file on first use: an incremental build keeps only summaries of
+    unchanged files in memory and parses just the ones it renders."""
+
+    __slots__ = ("_value", "_load")
+
+    def __init__(self, value: Any = None, load: Callable[[], Any] | None = None):
+        self._value, self._load = value, load
+
+    def get(self) -> Any:
+        if self._load is not None:
+            self._value, self._load = self._load(), None
+        return self._value
+
+
 @dataclass(frozen=True)
-class Material:
+class MaterialSummary:
+    """What the graph and listing pages need of a material; kept in the build memo."""
+
     slug: str
     name: str
     category: str
-    file: str  # relative path of the material's YAML file
-    data: dict[str, Any]  # every field of the file, plus `slug`
     components: tuple[str, ...]
+    description: str
+    formula: str
+    author: str | None
+    data_sig: str  # fingerprint of every field: the material page's key uses it
+
+
+@dataclass(frozen=True)
+class Material:
+    summary: MaterialSummary
+    file: str  # relative path of the material's YAML file
+    lazy: Lazy = field(compare=False, repr=False)
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """Every field of the file, plus `slug` (parsed on first use)."""
+        return self.lazy.get()
+
+    slug = property(lambda self: self.summary.slug)
+    name = property(lambda self: self.summary.name)
+    category = property(lambda self: self.summary.category)
+    components = property(lambda self: self.summary.components)
 
     @property
     def url(self) -> str:
@@ -73,10 +109,14 @@ class GeneratedOutput:
     slug: str
     file: str
     key: str | None
-    output: dict[str, Any] | None
-    record: dict[str, Any]  # the whole file
     hand_edited: bool  # output no longer matches output_sha256
     pinned: bool
+    lazy: Lazy = field(compare=False, repr=False)
+
+    @property
+    def output(self) -> dict[str, Any]:
+        """The generated object (parsed on first use)."""
+        return self.lazy.get()
 
     @property
     def kept(self) -> bool:
@@ -249,7 +289,10 @@ class _Loader:
             data, cached = self.yaml(rel, schema_token)
             if data is None and not cached:
                 continue
-            if not cached:
+            if cached:
+                summary: MaterialSummary = data
+                material = Material(summary, rel, Lazy(load=self._reader(rel, summary.slug)))
+            else:
                 if not isinstance(data, dict):
                     self.problems.append(Problem(rel, "a material file must be a mapping of fields", 1))
                     continue
@@ -260,14 +303,16 @@ class _Loader:
                     if problems:
                         self.problems.extend(problems)
                         continue
-                self.remember(rel, schema_token, data)
-            material = self.material(rel, data, components)
-            if material is None:
-                continue
+                material = self.material(rel, data, components)
+                if material is None:
+                    continue
+                self.remember(rel, schema_token, material.summary)
             if material.slug in by_slug:
                 other = by_slug[material.slug].file
                 self.problem(rel, f"duplicate slug {material.slug!r}: also used by {other}",
-                             ["slug"] if "slug" in data else [], "slug")
+                             ["slug"] if material.slug != PurePosixPath(rel).stem else [], "slug")
+                continue
+            if not self.references_ok(material, components):
                 continue
             by_slug[material.slug] = material
         return dict(sorted(by_slug.items(), key=lambda kv: (kv[1].category, kv[1].name.lower(), kv[0])))
@@ -289,46 +334,72 @@ class _Loader:
             self.problem(rel, f"slug {slug!r} must match [a-z0-9-]+ (set `slug:` or rename the file)",
                          where, "slug")
             ok = False
-        if data["category"] not in self.config.categories:
-            known = ", ".join(sorted(self.config.categories))
-            self.problem(rel, f"unknown category {data['category']!r} (site.yaml has: {known})", ["category"])
-            ok = False
-        for index, name in enumerate(data["components"]):
-            if name not in components:
-                self.problem(rel, f"unknown component {name!r} (no components/{name}/component.yaml)",
-                             ["components", index])
-                ok = False
         if not ok:
             return None
         full = dict(data)
         full["slug"] = slug
-        return Material(slug=slug, name=data["name"], category=data["category"], file=rel, data=full,
-                        components=tuple(data["components"]))
+        summary = MaterialSummary(slug=slug, name=data["name"], category=data["category"],
+                                  components=tuple(data["components"]), description=data.get("description", ""),
+                                  formula=data.get("formula", ""), author=data.get("author"),
+                                  data_sig=short(full))
+        return Material(summary, rel, Lazy(full))
+
+    def references_ok(self, material: Material, components: dict[str, Component]) -> bool:
+        """Checked on every build (also for memoised files): site.yaml or components may change."""
+        ok = True
+        if material.category not in self.config.categories:
+            known = ", ".join(sorted(self.config.categories))
+            self.problem(material.file, f"unknown category {material.category!r} (site.yaml has: {known})",
+                         ["category"])
+            ok = False
+        for index, name in enumerate(material.components):
+            if name not in components:
+                self.problem(material.file, f"unknown component {name!r} (no components/{name}/component.yaml)",
+                             ["components", index])
+                ok = False
+        return ok
+
+    def _reader(self, rel: str, slug: str) -> Callable[[], dict]:
+        sources = self.sources
+
+        def read() -> dict:
+            data = dict(yamlio.parse(sources.read_text(rel), rel))
+            data["slug"] = slug
+            return data
+        return read
 
     # -- generated outputs -------------------------------------------------------------------------
 
     def outputs(self) -> dict[tuple[str, str], GeneratedOutput]:
         found = {}
         for rel in self.sources.under("content/components"):
-            parts = PurePosixPath(rel).parts
+            parts = rel.split("/")
             if len(parts) != 4 or not rel.endswith(".yaml"):
                 continue
-            component, slug = parts[2], PurePosixPath(rel).stem
+            component, slug = parts[2], parts[3][:-len(".yaml")]
             data, cached = self.yaml(rel)
             if data is None and not cached:
                 continue
-            if not cached:
+            if cached:
+                key, hand_edited, pinned = data
+                lazy = Lazy(load=self._output_reader(rel))
+            else:
                 if not isinstance(data, dict) or not isinstance(data.get("output"), dict):
                     self.problem(rel, "a generated component file must be a mapping with an `output` mapping",
                                  [], "output")
                     continue
-                data = dict(data, __hand_edited=data.get("output_sha256") != output_sha(data["output"]))
-                self.remember(rel, "", data)
-            found[(component, slug)] = GeneratedOutput(
-                component=component, slug=slug, file=rel, key=data.get("key"), output=data["output"],
-                record={k: v for k, v in data.items() if not k.startswith("__")},
-                hand_edited=data["__hand_edited"], pinned=data.get("pinned") is True)
+                key = data.get("key") if isinstance(data.get("key"), str) else None
+                hand_edited = data.get("output_sha256") != output_sha(data["output"])
+                pinned = data.get("pinned") is True
+                self.remember(rel, "", (key, hand_edited, pinned))
+                lazy = Lazy(data["output"])
+            found[(component, slug)] = GeneratedOutput(component=component, slug=slug, file=rel, key=key,
+                                                       hand_edited=hand_edited, pinned=pinned, lazy=lazy)
         return found
+
+    def _output_reader(self, rel: str) -> Callable[[], dict]:
+        sources = self.sources
+        return lambda: yamlio.parse(sources.read_text(rel), rel)["output"]
 
     # -- pages, data, layouts ------------------------------------------------------------------
 
@@ -408,7 +479,7 @@ def load_site(root: Path, config: SiteConfig, sources: Sources, parse_cache: dic
     data = loader.data()
     layouts = loader.layouts()
     for slug, material in materials.items():
-        author = material.data.get("author")
+        author = material.summary.author
         authors = data.get("authors")
         if author is not None and isinstance(authors, dict) and author not in authors:
             loader.problem(material.file, f"unknown author {author!r} (not in data/authors.yaml)", ["author"])

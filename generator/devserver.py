@@ -286,9 +286,20 @@ class _Handler(BaseHTTPRequestHandler):
             self._events(query, head)
             return
 
-        target = dev._resolve(raw_path)
+        prefix = dev.base_path.rstrip("/")  # "" or e.g. "/site": the path part of base_url
+        if prefix:
+            if raw_path in ("/", prefix):  # the site's home is at the base path, as on its host
+                self._send(302 if raw_path == "/" else 301, b"", "text/html; charset=utf-8", head,
+                           {"Location": dev.base_path + (f"?{query}" if query else "")})
+                return
+            if raw_path.startswith(prefix + "/"):
+                target = dev._resolve(raw_path[len(prefix):])
+            else:
+                target = ("missing", "", None)
+        else:
+            target = dev._resolve(raw_path)
         if target[0] == "redirect":
-            location = target[1] + (f"?{query}" if query else "")
+            location = prefix + target[1] + (f"?{query}" if query else "")
             self._send(301, b"", "text/html; charset=utf-8", head, {"Location": location})
             return
         if target[0] == "file":
@@ -312,7 +323,7 @@ class _Handler(BaseHTTPRequestHandler):
         if full is None:  # no 404.html: a built-in page
             body = _NOT_FOUND.encode()
             if dev.live_reload:
-                body = inject(body, dev._script([url_key(rel)]))
+                body = inject(body, dev._script([dev.key(rel)]))
             self._send(404, body, "text/html; charset=utf-8", head)
             return
 
@@ -324,7 +335,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(404, _NOT_FOUND.encode(), "text/html; charset=utf-8", head)
                 return
             if dev.live_reload:
-                body = inject(body, dev._script([url_key(rel)]))
+                body = inject(body, dev._script([dev.key(rel)]))
             self._send(status, body, ctype, head)
             return
 
@@ -388,15 +399,18 @@ class DevServer:
 
     def __init__(self, root_dir: Path, host: str = "127.0.0.1", port: int = 8000,
                  live_reload: bool = False, port_explicit: bool = False,
-                 log: Callable[[str], None] | None = None):
+                 log: Callable[[str], None] | None = None, base_path: str = "/"):
         self.root_dir = Path(root_dir)
+        # The path part of the site's base_url ("/" or "/site/"): a site built for
+        # https://example.github.io/site/ links to /site/...; it is served there, as its host would.
+        self.base_path = "/" + base_path.strip("/") + "/" if base_path.strip("/") else "/"
         self.host = host
         self.port = port
         self.live_reload = live_reload
         self.port_explicit = port_explicit
         self.log = log  # request log sink; None = quiet
         self.keepalive = KEEPALIVE_SECONDS
-        self.url: str | None = None
+        self.origin: str | None = None  # http://host:port once started
         self.port_note: str | None = None  # set when the default port was taken and another used
         self._boot = uuid.uuid4().hex[:12]
         self._lock = threading.Lock()
@@ -451,7 +465,7 @@ class DevServer:
             shown = "127.0.0.1" if shown != "::" else "::1"
         if ":" in shown:
             shown = f"[{shown}]"
-        self.url = f"http://{shown}:{bound}/"
+        self.origin = f"http://{shown}:{bound}"
         self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1},
                                         name="site-devserver", daemon=True)
         self._thread.start()
@@ -484,6 +498,15 @@ class DevServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    @property
+    def url(self) -> str | None:
+        """Where the site is served once started: origin + base path."""
+        return self.origin + self.base_path if self.origin else None
+
+    def key(self, relpath: str) -> str:
+        """The URL path of a served file, base path included: `metal/a/index.html` -> `/site/metal/a/`."""
+        return self.base_path.rstrip("/") + url_key(relpath)
+
     # -- live reload --
     def notify(self, changed_paths: Iterable[str]) -> list[str]:
         """Tell open pages that these files (relative to the served dir) changed; returns the keys."""
@@ -491,7 +514,7 @@ class DevServer:
         for p in changed_paths:
             rel = str(p).replace(os.sep, "/").lstrip("/")
             if _is_html(rel):
-                key = url_key(rel)
+                key = self.key(rel)
             elif rel in _NO_RELOAD:
                 continue
             else:
@@ -611,6 +634,23 @@ class DevServer:
         return missing
 
 
+def base_path_for(build_dir: Path) -> str:
+    """The path part of base_url of the site whose output folder is build_dir ("/" if unknown)."""
+    build_dir = Path(build_dir).resolve()
+    for root in list(build_dir.parents)[:4]:
+        if (root / "site.yaml").is_file():
+            try:
+                from .config import load_config
+
+                config = load_config(root)
+            except Exception:  # a broken site.yaml: `site build` says what is wrong
+                return "/"
+            if (root / config.output_dir).resolve() == build_dir:
+                return config.base_path
+            return "/"
+    return "/"
+
+
 def _display(path: Path) -> str:
     try:
         shown = os.path.relpath(path)
@@ -638,12 +678,19 @@ def install_sigterm() -> Callable[[], None]:
 
 def run_serve(build_dir: Path, host: str = "127.0.0.1", port: int = 8000,
               port_explicit: bool = False, out: Callable[[str], None] = print,
-              stop_event: threading.Event | None = None) -> None:
-    """`site serve`: serve build_dir until Ctrl-C (or stop_event)."""
+              stop_event: threading.Event | None = None, base_path: str | None = None) -> None:
+    """`site serve`: serve build_dir until Ctrl-C (or stop_event).
+
+    base_path: where the site lives on its host (the path of base_url); by default read from the
+    site.yaml whose output folder build_dir is.
+    """
     build_dir = Path(build_dir)
     if not build_dir.is_dir():
         raise InputError(f"{_display(build_dir)} does not exist: run `site build` first")
-    server = DevServer(build_dir, host=host, port=port, live_reload=False, port_explicit=port_explicit)
+    if base_path is None:
+        base_path = base_path_for(build_dir)
+    server = DevServer(build_dir, host=host, port=port, live_reload=False, port_explicit=port_explicit,
+                       base_path=base_path)
     url = server.start()
     restore = install_sigterm()
     stop = stop_event or threading.Event()

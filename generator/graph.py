@@ -17,13 +17,14 @@ incremental build recomputes keys only for materials that changed.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from .content import Component, Material, Site
 from .hashing import digest, short
 from .render import Renderer
-from .state import BuildState
+from .state import Memo, NodeRecord
 
 REASON_LABELS = {"definition": "definition changed (version, schema or params)",
                  "prompt": "prompt changed", "template": "template changed", "site": "site settings changed"}
@@ -76,11 +77,13 @@ class Graph:
 
 
 class GraphBuilder:
-    def __init__(self, site: Site, renderer: Renderer, state: BuildState, out_exists, memo: dict | None = None):
+    def __init__(self, site: Site, renderer: Renderer, previous: dict[str, NodeRecord], memo: Memo,
+                 out_exists, keys: dict | None = None):
         self.site = site
         self.r = renderer
-        self.state = state
-        self.memo = state.memo if memo is None else memo
+        self.previous = previous  # output nodes of the last successful build
+        self.parts = memo.parts  # key parts of component nodes when last fresh
+        self.memo = memo.keys if keys is None else keys  # material sig -> node keys
         self.out_exists = out_exists  # callable(rel) -> bool: is the file in the output dir
         sources = site.sources
         self.global_sig = short([
@@ -92,10 +95,13 @@ class GraphBuilder:
     # -- component nodes -----------------------------------------------------------------------
 
     def material_sig(self, material: Material) -> str:
-        sources = self.site.sources
-        outs = [(c, sources.sha(self.site.output_path(c, material.slug)))
-                for c in material.components if (c, material.slug) in self.site.outputs]
-        return short([self.global_sig, sources.sha(material.file), outs])
+        """Everything a material's nodes can depend on, cheaply: global sig and file hashes."""
+        sources, outputs, slug = self.site.sources, self.site.outputs, material.slug
+        parts = [self.global_sig, sources.sha(material.file)]
+        for c in material.components:
+            out = outputs.get((c, slug))
+            parts.append(f"{c}={sources.sha(out.file) if out is not None else '-'}")
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
     def component_nodes(self, material: Material, memo_entry: dict | None) -> dict[str, ComponentNode]:
         nodes: dict[str, ComponentNode] = {}
@@ -106,7 +112,10 @@ class GraphBuilder:
             component = self.site.components[name]
             cached = memo_entry.get(name) if memo_entry else None
             if cached is not None:
+                # Fresh nodes' parts live in self.parts; the memo keeps only the others'.
                 key, parts = cached
+                if parts is None:
+                    parts = self.parts.get(f"{name}:{material.slug}", {})
             else:
                 key, parts = self._key(component, material, nodes)
             nodes[name] = self._status(component, material, key, parts, nodes)
@@ -148,7 +157,7 @@ class GraphBuilder:
     def _status(self, component: Component, material: Material, key: str | None, parts: dict,
                 done: dict[str, ComponentNode]) -> ComponentNode:
         node_id = f"{component.name}:{material.slug}"
-        previous = self.state.parts.get(node_id)
+        previous = self.parts.get(node_id)
         node = ComponentNode(component.name, material.slug, component.kind, key, parts, "fresh")
         if component.kind == "static":
             if previous is not None and previous != parts:
@@ -175,7 +184,7 @@ class GraphBuilder:
 
     def _output(self, node_id: str, kind: str, subject: str, key: str, outputs: tuple[str, ...]) -> OutputNode:
         node = OutputNode(node_id, kind, subject, key, outputs)
-        previous = self.state.nodes.get(node_id)
+        previous = self.previous.get(node_id)
         if previous is None:
             node.reasons = ["new"]
         elif previous.key != key:
@@ -195,15 +204,23 @@ class GraphBuilder:
             else:
                 entries.append([name, nodes[name].key])
         return digest({"node": "page", "layout": self.r.template_sig("material.html"), "site": self.r.site_sig,
-                       "material": material.data, "components": entries,
+                       "material": material.summary.data_sig, "components": entries,
                        "category": self.r.category_context(material.category)})
 
-    def build(self) -> Graph:
+    def build(self, previous: Graph | None = None, changed: set[str] = frozenset()) -> Graph:
+        """The whole graph; with `previous`, only materials in `changed` are looked at again
+        (used after producing LLM outputs for those materials within one build)."""
         site, r = self.site, self.r
         components: dict[tuple[str, str], ComponentNode] = {}
         outputs: dict[str, OutputNode] = {}
         memo: dict[str, tuple[str, dict]] = {}
         for slug, material in site.materials.items():
+            if previous is not None and slug not in changed:
+                for name in material.components:
+                    components[(name, slug)] = previous.components[(name, slug)]
+                outputs[f"page:{slug}"] = previous.outputs[f"page:{slug}"]
+                memo[slug] = previous.memo[slug]
+                continue
             sig = self.material_sig(material)
             old = self.memo.get(slug)
             entry = old[1] if old is not None and old[0] == sig else None
@@ -211,7 +228,8 @@ class GraphBuilder:
             for name, node in nodes.items():
                 components[(name, slug)] = node
             page_key = entry["__page"] if entry else self.material_page_key(material, nodes)
-            memo[slug] = (sig, {**{n: (node.key, node.parts) for n, node in nodes.items()}, "__page": page_key})
+            memo[slug] = (sig, {**{n: (node.key, None if node.status == "fresh" else node.parts)
+                                    for n, node in nodes.items()}, "__page": page_key})
             outputs[f"page:{slug}"] = self._output(f"page:{slug}", "material", slug, page_key,
                                                    (f"{material.category}/{slug}/index.html",))
         for key in site.config.categories:
@@ -258,8 +276,8 @@ def explain(previous: dict[str, str] | None, parts: dict[str, str]) -> list[str]
 
 
 def card(m: Material) -> dict[str, Any]:
-    return {"name": m.name, "slug": m.slug, "url": m.url, "summary": m.data.get("description", ""),
-            "formula": m.data.get("formula", "")}
+    return {"name": m.name, "slug": m.slug, "url": m.url, "summary": m.summary.description,
+            "formula": m.summary.formula}
 
 
 def _by_name(c: dict) -> tuple:

@@ -36,6 +36,7 @@ class Sources:
         self.signatures: dict[str, Signature] = {}
         self._shas: dict[str, str] = {}
         self._bytes: dict[str, bytes] = {}
+        self._sorted: list[str] | None = None
         for rel in INPUT_FILES + extra:
             try:
                 self.signatures[rel] = _signature(os.stat(root / rel))
@@ -61,8 +62,15 @@ class Sources:
     # -- queries -------------------------------------------------------------------------------
 
     def under(self, prefix: str) -> list[str]:
+        """Files below a folder, sorted (bisecting one sorted list of every file)."""
+        import bisect
+
+        if self._sorted is None:
+            self._sorted = sorted(self.signatures)
         prefix = prefix.rstrip("/") + "/"
-        return sorted(rel for rel in self.signatures if rel.startswith(prefix))
+        start = bisect.bisect_left(self._sorted, prefix)
+        end = bisect.bisect_left(self._sorted, prefix[:-1] + "0")  # "0" sorts right after "/"
+        return self._sorted[start:end]
 
     def exists(self, rel: str) -> bool:
         return rel in self.signatures
@@ -100,12 +108,15 @@ class Sources:
 
     def update(self, rel: str, data: bytes) -> None:
         """Record a file the build itself just wrote (a generated component output)."""
+        if rel not in self.signatures:
+            self._sorted = None
         self.signatures[rel] = _signature(os.stat(self.root / rel))
         self._shas[rel] = bytes_sha(data)
         self._bytes[rel] = data
 
     def add(self, rel: str) -> None:
         """Also track a file outside the input folders (e.g. a site's own material schema)."""
+        self._sorted = None
         try:
             self.signatures[rel] = _signature(os.stat(self.root / rel))
         except FileNotFoundError:

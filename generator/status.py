@@ -14,18 +14,19 @@ from .content import Site, load_site
 from .graph import GraphBuilder
 from .render import Renderer
 from .sources import Sources
-from .state import load_state
+from .state import load_memo, load_state
 
 
 def _load(root: Path, base_url: str | None = None) -> tuple[Site, Renderer, object]:
     state = load_state(root / CACHE_DIR)
     config = load_config(root).with_base_url(base_url)
     sources = Sources(root, state.files, extra=(config.material_schema,) if config.material_schema else ())
-    site, _ = load_site(root, config, sources, state.parse_cache)
+    memo = load_memo(root / CACHE_DIR, state)
+    site, _ = load_site(root, config, sources, memo.parse_cache)
     renderer = Renderer(site)
     renderer.compile_all()
     out_dir = root / config.output_dir
-    graph = GraphBuilder(site, renderer, state, lambda rel: (out_dir / rel).is_file()).build()
+    graph = GraphBuilder(site, renderer, state.nodes, memo, lambda rel: (out_dir / rel).is_file()).build()
     return site, renderer, graph
 
 

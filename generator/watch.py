@@ -187,14 +187,15 @@ def _stale_name(p: Problem) -> str:
     return p.file or p.message
 
 
-def _output_dir(root: Path) -> Path:
-    """site.yaml's output_dir (default build/), before any build; build/ if site.yaml is broken."""
+def _site_paths(root: Path) -> tuple[Path, str] | None:
+    """site.yaml's output folder and the path part of its base_url; None if site.yaml is broken."""
     try:
         from .config import load_config
 
-        return root / load_config(root).output_dir
-    except Exception:  # the first build reports what is wrong with site.yaml
-        return root / "build"
+        config = load_config(root)
+    except Exception:  # the build reports what is wrong with site.yaml
+        return None
+    return root / config.output_dir, config.base_path
 
 
 def _ms(seconds: float) -> str:
@@ -245,9 +246,9 @@ class Watch:
         self._out = out
         self.stop_event = stop_event or threading.Event()
         self.build_fn = build_fn or (lambda r, f, c: _engine_build(r, f, c, say=self.out))
-        out_dir = _output_dir(self.root)
+        out_dir, base_path = _site_paths(self.root) or (self.root / "build", "/")
         self.server = DevServer(out_dir, host=host, port=port, live_reload=True,
-                                port_explicit=port_explicit)
+                                port_explicit=port_explicit, base_path=base_path)
         self.queue: queue.Queue[Any] = queue.Queue()
         self.watchers = _WatchSet(self.root, self.queue)
         self.watchers.filter.extra_excluded = [os.path.realpath(out_dir)]
@@ -303,10 +304,7 @@ class Watch:
         self.last_report = report
         cleared = ", error cleared" if self.server.has_error and not getattr(report, "failures", None) else ""
         self.out(f"{label} in {took}: {describe(report)}{cleared}")
-        out_dir = getattr(report, "out_dir", None)
-        if out_dir is not None and Path(out_dir).resolve() != self.server.root_dir.resolve():
-            self.server.root_dir = Path(out_dir)
-            self.watchers.filter.extra_excluded = [os.path.realpath(out_dir)]
+        self._follow_site_yaml(report)
         failures = list(getattr(report, "failures", []) or [])
         changed = list(getattr(report, "written", []) or []) + list(getattr(report, "removed", []) or [])
         if failures:
@@ -317,6 +315,17 @@ class Watch:
         else:
             self.server.notify(changed)
         return True
+
+    def _follow_site_yaml(self, report: Any) -> None:
+        """site.yaml may have moved the output folder or changed base_url's path: follow it."""
+        out_dir = getattr(report, "out_dir", None)
+        if out_dir is not None and Path(out_dir).resolve() != self.server.root_dir.resolve():
+            self.server.root_dir = Path(out_dir)
+            self.watchers.filter.extra_excluded = [os.path.realpath(out_dir)]
+        paths = _site_paths(self.root)
+        if paths is not None and paths[1] != self.server.base_path:
+            self.server.base_path = paths[1]
+            self.out(f"base_url changed: now serving at {self.server.url}")
 
     def run(self) -> None:
         if not (self.root / "site.yaml").is_file():

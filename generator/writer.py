@@ -57,6 +57,7 @@ class OutputWriter:
         self.out_dir = out_dir
         self.written: list[str] = []
         self.removed: list[str] = []
+        self._exists: dict[str, bool] = {}  # one stat per file per build, however often asked
 
     def write(self, rel: str, data: bytes) -> bool:
         path = safe_join(self.out_dir, rel)
@@ -66,11 +67,15 @@ class OutputWriter:
         except FileNotFoundError:
             pass
         atomic_write(path, data)
+        self._exists[rel] = True
         self.written.append(rel)
         return True
 
     def exists(self, rel: str) -> bool:
-        return os.path.isfile(os.path.join(self.out_dir, rel))
+        found = self._exists.get(rel)
+        if found is None:
+            found = self._exists[rel] = os.path.isfile(os.path.join(self.out_dir, rel))
+        return found
 
     def remove(self, rel: str) -> None:
         path = safe_join(self.out_dir, rel)
@@ -78,6 +83,7 @@ class OutputWriter:
             path.unlink()
         except FileNotFoundError:
             return
+        self._exists[rel] = False
         self.removed.append(rel)
         # Prune folders the removal emptied (e.g. build/metal/old-slug/).
         parent = path.parent

@@ -323,6 +323,41 @@ def test_error_overlay(live: DevServer) -> None:
         es.close()
 
 
+def test_base_path(site: Path) -> None:
+    """A site built for https://host/site/ links to /site/...: it is served under /site/."""
+    srv = DevServer(site, port=0, live_reload=True, base_path="site")
+    try:
+        url = srv.start()
+        assert srv.base_path == "/site/" and url == f"http://127.0.0.1:{srv.port}/site/"
+        with httpx.Client(base_url=srv.origin, timeout=5, follow_redirects=False) as c:
+            r = c.get("/site/metal/aluminum/")
+            assert r.status_code == 200 and "Aluminum" in r.text
+            assert '["/site/metal/aluminum/"]' in r.text  # the page's reload key has the prefix
+            assert c.get("/site/assets/style.css").text == "body{color:red}"
+            assert c.get("/site/metal").headers["location"] == "/site/metal/"
+            assert c.get("/site").headers["location"] == "/site/"
+            r = c.get("/")
+            assert r.status_code == 302 and r.headers["location"] == "/site/"
+            r = c.get("/metal/aluminum/")  # outside the base path: the site's 404 page
+            assert r.status_code == 404 and "custom not found page" in r.text
+            assert c.get("/sitex/metal/").status_code == 404
+        assert srv.notify(["metal/aluminum/index.html"]) == ["/site/metal/aluminum/"]
+    finally:
+        srv.stop()
+
+
+def test_base_path_for(tmp_path: Path) -> None:
+    from generator.devserver import base_path_for
+
+    (tmp_path / "site.yaml").write_text("title: T\nbase_url: https://example.github.io/proj/\n"
+                                        "categories:\n  metal: {title: Metals}\n")
+    (tmp_path / "build").mkdir()
+    assert base_path_for(tmp_path / "build") == "/proj/"
+    assert base_path_for(tmp_path / "elsewhere") == "/"  # not the site's output folder
+    (tmp_path / "site.yaml").write_text("title: [\n")
+    assert base_path_for(tmp_path / "build") == "/"
+
+
 def _listening_socket() -> tuple[socket.socket, int]:
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

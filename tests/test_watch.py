@@ -294,6 +294,19 @@ def test_folder_replaced_while_watching_is_still_watched(site: Path) -> None:
         assert "<h1>Back</h1>" in get(w.url + "metal/aluminum/").text
 
 
+def test_served_under_base_url_path(site: Path) -> None:
+    (site / "site.yaml").write_text((site / "site.yaml").read_text().replace(
+        "https://tiny.example/", "https://tiny.example/docs/"))
+    with InProcess(site) as w:
+        assert w.url.endswith("/docs/")
+        assert "<h1>Aluminum</h1>" in get(w.url + "metal/aluminum/").text
+        (site / "site.yaml").write_text((site / "site.yaml").read_text().replace("/docs/", "/"))
+        w.wait_rebuild(1)
+        origin = w.url[: -len("docs/")]
+        poll(lambda: f"base_url changed: now serving at {origin}" in w.lines, what="the new base path")
+        assert "<h1>Aluminum</h1>" in get(origin + "metal/aluminum/").text
+
+
 def test_first_build_failing_still_serves(site: Path) -> None:
     build = FakeBuild()
     build.fail_with = InputError("site.yaml has 1 problem(s)",
