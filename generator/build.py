@@ -49,6 +49,8 @@ class BuildOptions:
     base_url: str | None = None
     regen: Regen | None = None
     progress: bool = False  # show a live progress bar while generating
+    batch: bool = False  # send stale LLM requests through the Groq Batch API (SPEC §4.4)
+    no_wait: bool = False  # with batch: submit and return; a later --batch build ingests
     lock_wait: float = 60.0
 
 
@@ -235,16 +237,43 @@ class _Build:
                     break
                 requests = [self._request(site, renderer, n, (n.component, n.slug) in regen) for n in ready]
                 done.update((n.component, n.slug) for n in ready)
-                reports.append(produce_sync(requests, settings, cache,
-                                            lambda req, ans: self._store(site, req, ans, report), progress,
-                                            session=session))
+                store = lambda req, ans: self._store(site, req, ans, report)  # noqa: E731
+                live, waiting = self._batch(requests, settings, cache, store, progress, reports, report)
+                if live:
+                    reports.append(produce_sync(live, settings, cache, store, progress, session=session))
                 graph = self._graph(site, renderer, state, memo, writer, graph, {n.slug for n in ready})
+                if waiting:
+                    break  # the next level needs this level's answers: a later `site build --batch`
         finally:
             cache.close()
         report.llm = _merge_reports(reports)
         for request, reason in getattr(report.llm, "failed", []):
             report.failures.append(f"{request.component}:{request.slug}: {reason}")
         return graph
+
+    def _batch(self, requests: list, settings: Any, cache: Any, store: Callable, progress: Any,
+               reports: list, report: BuildReport) -> tuple[list, bool]:
+        """With --batch, send requests through the Groq Batch API first; returns the requests
+        left for the live chain, and whether a batch is still running. Without --batch, requests
+        already in a running batch are never also sent live."""
+        from .llm.batch import pending_keys, run_batch
+
+        batch_dir = self.cache_dir / "batch"
+        if not self.options.batch:
+            pending = pending_keys(batch_dir)
+            if not pending:
+                return requests, False
+            skipped = [r for r in requests if r.key in pending]
+            if skipped:
+                report.warnings.append(f"{len(skipped)} request(s) are in a running batch and were not sent "
+                                       "live: `site build --batch` ingests it, `site batch cancel` drops it")
+            return [r for r in requests if r.key not in pending], bool(skipped)
+        outcome = run_batch(requests, settings, cache, store, batch_dir, wait=not self.options.no_wait,
+                            progress=progress, say=self.say)
+        reports.append(outcome.report)
+        if outcome.pending:
+            report.warnings.append("batch submitted and still running: run `site build --batch` later to ingest it")
+        return list(outcome.leftovers), outcome.pending
 
     def _request(self, site: Site, renderer: Renderer, node: ComponentNode, fresh: bool):
         from .llm import LLMRequest

@@ -41,12 +41,20 @@ def main() -> None:
 @click.option("--chain", help="Provider chain for this run, e.g. 'groq,template' (overrides site.yaml and SITE_LLM_CHAIN).")
 @click.option("--base-url", help="Override site.yaml's base_url (preview deployments).")
 @click.option("--jobs", type=click.IntRange(1, 64), default=None, help="Accepted for compatibility; concurrency is set per provider in site.yaml.")
+@click.option("--batch", is_flag=True, help="Generate stale LLM components through the Groq Batch API.")
+@click.option("--no-wait", is_flag=True, help="With --batch: submit and exit; a later `site build --batch` ingests.")
 @click.option("--quiet", "-q", is_flag=True, help="Only print problems.")
-def build(root: Path, frozen: bool, chain: str | None, base_url: str | None, jobs: int | None, quiet: bool) -> None:
+def build(root: Path, frozen: bool, chain: str | None, base_url: str | None, jobs: int | None, batch: bool,
+          no_wait: bool, quiet: bool) -> None:
     """Build the site into its output folder (incremental)."""
     from .commands import run_build
 
-    sys.exit(_run(run_build, root, frozen=frozen, chain=_chain(chain), base_url=base_url, quiet=quiet))
+    if frozen and batch:
+        raise click.UsageError("--frozen makes no LLM call; it cannot be combined with --batch")
+    if no_wait and not batch:
+        raise click.UsageError("--no-wait goes with --batch")
+    sys.exit(_run(run_build, root, frozen=frozen, chain=_chain(chain), base_url=base_url, quiet=quiet,
+                  batch=batch, no_wait=no_wait))
 
 
 @main.command()
@@ -56,14 +64,18 @@ def build(root: Path, frozen: bool, chain: str | None, base_url: str | None, job
 @click.option("--category", help="Only materials of this category.")
 @click.option("--force", is_flag=True, help="Also overwrite hand-edited or pinned outputs.")
 @click.option("--chain", help="Provider chain for this run, e.g. 'groq,template'.")
+@click.option("--batch", is_flag=True, help="Regenerate through the Groq Batch API.")
+@click.option("--no-wait", is_flag=True, help="With --batch: submit and exit.")
 @click.option("--quiet", "-q", is_flag=True)
 def regen(root: Path, component: str, materials: tuple[str, ...], category: str | None, force: bool,
-          chain: str | None, quiet: bool) -> None:
+          chain: str | None, batch: bool, no_wait: bool, quiet: bool) -> None:
     """Regenerate LLM outputs even if fresh (a fresh sample), then rebuild what depends on them."""
     from .commands import run_regen
 
+    if no_wait and not batch:
+        raise click.UsageError("--no-wait goes with --batch")
     sys.exit(_run(run_regen, root, component=component, materials=materials, category=category, force=force,
-                  chain=_chain(chain), quiet=quiet))
+                  chain=_chain(chain), quiet=quiet, batch=batch, no_wait=no_wait))
 
 
 @main.command()
@@ -119,6 +131,29 @@ def serve(root: Path, host: str, port: int | None) -> None:
     from .devserver import run_serve
 
     _run(run_serve, _run(output_dir, root), host, port if port is not None else 8000, port is not None)
+
+
+@main.group()
+def batch() -> None:
+    """Groq Batch API jobs of this site."""
+
+
+@batch.command("status")
+@root_option
+def batch_status(root: Path) -> None:
+    """The recorded batch: status and request counts."""
+    from .commands import run_batch_status
+
+    sys.exit(_run(run_batch_status, root))
+
+
+@batch.command("cancel")
+@root_option
+def batch_cancel(root: Path) -> None:
+    """Cancel the recorded batch (its finished answers are still ingested by the next --batch build)."""
+    from .commands import run_batch_cancel
+
+    sys.exit(_run(run_batch_cancel, root))
 
 
 @main.group()

@@ -24,11 +24,12 @@ def output_dir(root: Path) -> Path:
     return root / load_config(root).output_dir
 
 
-def run_build(root: Path, *, frozen: bool = False, chain=None, base_url=None, quiet=False, regen=None) -> int:
+def run_build(root: Path, *, frozen: bool = False, chain=None, base_url=None, quiet=False, regen=None,
+              batch: bool = False, no_wait: bool = False) -> int:
     from .build import BuildOptions, build
 
     options = BuildOptions(frozen=frozen, chain=chain, base_url=base_url, quiet=quiet, regen=regen,
-                           progress=not quiet)
+                           progress=not quiet, batch=batch, no_wait=no_wait)
     report = build(root, options, say=_say)
     print_report(report, quiet)
     if report.failures:
@@ -38,11 +39,37 @@ def run_build(root: Path, *, frozen: bool = False, chain=None, base_url=None, qu
 
 
 def run_regen(root: Path, *, component: str, materials=(), category=None, force=False, chain=None,
-              quiet=False) -> int:
+              quiet=False, batch=False, no_wait=False) -> int:
     from .build import Regen
 
-    return run_build(root, chain=chain, quiet=quiet,
+    return run_build(root, chain=chain, quiet=quiet, batch=batch, no_wait=no_wait,
                      regen=Regen(component=component, materials=tuple(materials), category=category, force=force))
+
+
+def _llm_settings(root: Path):
+    from os import environ
+
+    from .config import load_config
+    from .llm import LLMSettings
+
+    return LLMSettings.from_config(load_config(root).llm, environ)
+
+
+def run_batch_status(root: Path) -> int:
+    from .llm.batch import batch_status
+
+    root = root.resolve()
+    for line in batch_status(root / ".cache" / "batch", _llm_settings(root)):
+        click.echo(line)
+    return 0
+
+
+def run_batch_cancel(root: Path) -> int:
+    from .llm.batch import cancel_batch
+
+    root = root.resolve()
+    click.echo(cancel_batch(root / ".cache" / "batch", _llm_settings(root)))
+    return 0
 
 
 def print_report(report, quiet: bool) -> None:

@@ -6,6 +6,7 @@ Mapping (SPEC §4.1):
     llm.repair_retries             -> LLMSettings.repair_retries
     llm.providers.<name>.*         -> LLMSettings.providers[<name>] (ProviderSettings)
     llm.prices["provider:model"]   -> LLMSettings.prices   (USD per million tokens)
+    llm.batch.*                    -> LLMSettings.batch    (BatchSettings: the Groq Batch API, SPEC §4.4)
     OLLAMA_HOST                    -> providers["ollama"].base_url (wins over llm.providers.ollama.host)
     GROQ_API_KEY / GROQ_BASE_URL   -> providers["groq"].api_key / .base_url
     OPENAI_API_KEY / OPENAI_BASE_URL -> providers["openai"].api_key / .base_url
@@ -79,6 +80,20 @@ LLM_SETTINGS_SCHEMA: dict = {
                     "additionalProperties": False,
                     "properties": {"concurrency": _COMMON["concurrency"]},
                 },
+            },
+        },
+        "batch": {  # `site build --batch` (generator/llm/batch.py); every key optional
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "model": {"type": "string", "minLength": 1},
+                "second_pass_model": {"type": ["string", "null"], "minLength": 1},
+                "completion_window": {"type": "string", "pattern": "^[1-9][0-9]*[hd]$"},
+                "discount": {"type": "number", "minimum": 0, "maximum": 1},
+                "poll_interval": _NUM_POS,
+                "max_poll_interval": _NUM_POS,
+                "max_lines": _INT_POS,
+                "max_bytes": {"type": "integer", "minimum": 1024},
             },
         },
         "prices": {
@@ -177,11 +192,41 @@ class ProviderSettings:
 
 
 @dataclass(frozen=True)
+class BatchSettings:
+    """`llm.batch`: how `--batch` uses the Groq Batch API (PROTOCOLS §3)."""
+
+    model: str | None = None  # None: the component's `models.groq`, else llm.providers.groq.model
+    second_pass_model: str | None = None  # set: lines the first batch got wrong go to a second batch first
+    completion_window: str = "24h"
+    discount: float = 0.5  # off the live price in the cost estimate; check console.groq.com/docs/batch
+    poll_interval: float = 5.0  # seconds before the first status check; grows 1.5x per check...
+    max_poll_interval: float = 60.0  # ...up to this
+    max_lines: int = 50_000  # per batch; more requests are split into several batches
+    max_bytes: int = 100_000_000  # per input file (Groq's limit is 100 MB)
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any] | None) -> "BatchSettings":
+        s, d = dict(section or {}), cls()
+        poll = float(s.get("poll_interval", d.poll_interval))
+        return cls(
+            model=s.get("model") or None,
+            second_pass_model=s.get("second_pass_model") or None,
+            completion_window=str(s.get("completion_window", d.completion_window)),
+            discount=float(s.get("discount", d.discount)),
+            poll_interval=poll,
+            max_poll_interval=max(poll, float(s.get("max_poll_interval", d.max_poll_interval))),
+            max_lines=int(s.get("max_lines", d.max_lines)),
+            max_bytes=int(s.get("max_bytes", d.max_bytes)),
+        )
+
+
+@dataclass(frozen=True)
 class LLMSettings:
     chain: tuple[str, ...] = DEFAULT_CHAIN
     repair_retries: int = 2
     providers: Mapping[str, ProviderSettings] = field(default_factory=dict)
     prices: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    batch: BatchSettings = field(default_factory=BatchSettings)
 
     @classmethod
     def from_config(cls, llm_section: dict | None, env: Mapping[str, str],
@@ -221,7 +266,7 @@ class LLMSettings:
         prices = {k: {"input": float(v["input"]), "output": float(v["output"])}
                   for k, v in (section.get("prices") or {}).items()}
         return cls(chain=chain, repair_retries=int(section.get("repair_retries", 2)),
-                   providers=providers, prices=prices)
+                   providers=providers, prices=prices, batch=BatchSettings.from_config(section.get("batch")))
 
     def provider(self, name: str) -> ProviderSettings:
         if name in self.providers:
