@@ -111,6 +111,7 @@ class GeneratedOutput:
     key: str | None
     hand_edited: bool  # output no longer matches output_sha256
     pinned: bool
+    inputs_sha256: str | None  # fingerprint of what its prompt was rendered from (saves re-rendering)
     lazy: Lazy = field(compare=False, repr=False)
 
     @property
@@ -381,7 +382,7 @@ class _Loader:
             if data is None and not cached:
                 continue
             if cached:
-                key, hand_edited, pinned = data
+                key, hand_edited, pinned, inputs = data
                 lazy = Lazy(load=self._output_reader(rel))
             else:
                 if not isinstance(data, dict) or not isinstance(data.get("output"), dict):
@@ -391,10 +392,12 @@ class _Loader:
                 key = data.get("key") if isinstance(data.get("key"), str) else None
                 hand_edited = data.get("output_sha256") != output_sha(data["output"])
                 pinned = data.get("pinned") is True
-                self.remember(rel, "", (key, hand_edited, pinned))
+                inputs = data.get("inputs_sha256") if isinstance(data.get("inputs_sha256"), str) else None
+                self.remember(rel, "", (key, hand_edited, pinned, inputs))
                 lazy = Lazy(data["output"])
             found[(component, slug)] = GeneratedOutput(component=component, slug=slug, file=rel, key=key,
-                                                       hand_edited=hand_edited, pinned=pinned, lazy=lazy)
+                                                       hand_edited=hand_edited, pinned=pinned,
+                                                       inputs_sha256=inputs, lazy=lazy)
         return found
 
     def _output_reader(self, rel: str) -> Callable[[], dict]:

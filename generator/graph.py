@@ -27,7 +27,7 @@ from .render import Renderer
 from .state import Memo, NodeRecord
 
 REASON_LABELS = {"definition": "definition changed (version, schema or params)",
-                 "prompt": "prompt changed", "template": "template changed", "site": "site settings changed"}
+                 "prompt": "prompt template changed", "template": "template changed", "site": "site settings changed"}
 
 
 @dataclass
@@ -39,6 +39,7 @@ class ComponentNode:
     parts: dict[str, str]
     status: str  # llm: fresh | stale | missing | kept | blocked; static: fresh | changed
     reasons: list[str] = field(default_factory=list)
+    fingerprint: str | None = None  # llm: hash of what its messages are rendered from
 
     @property
     def id(self) -> str:
@@ -113,12 +114,13 @@ class GraphBuilder:
             cached = memo_entry.get(name) if memo_entry else None
             if cached is not None:
                 # Fresh nodes' parts live in self.parts; the memo keeps only the others'.
-                key, parts = cached
+                key, parts, fingerprint = cached
                 if parts is None:
                     parts = self.parts.get(f"{name}:{material.slug}", {})
             else:
-                key, parts = self._key(component, material, nodes)
+                key, parts, fingerprint = self._key(component, material, nodes)
             nodes[name] = self._status(component, material, key, parts, nodes)
+            nodes[name].fingerprint = fingerprint
         return nodes
 
     def _deps(self, component: Component, slug: str) -> dict[str, Any]:
@@ -136,15 +138,23 @@ class GraphBuilder:
         if component.kind == "llm":
             missing = [d for d in component.depends_on if d not in deps]
             if missing:
-                return None, {"blocked": ",".join(missing)}
+                return None, {"blocked": ",".join(missing)}, None
             d = component.definition
-            messages = self.r.messages(component, material, deps)
             definition = {"version": component.version, "schema": d["schema"], "params": d.get("params", {})}
             dep_keys = {dep: done[dep].key if dep in done else None for dep in component.depends_on}
-            parts.update({"definition": short(definition), "prompt": short(messages)})
+            parts.update({"definition": short(definition), "prompt": self.r.prompt_sig(component)})
             parts.update({f"dep:{dep}": short(key) for dep, key in dep_keys.items()})
+            # Everything the rendered messages are made of. When the output file recorded the same
+            # fingerprint, its key is the key: no need to render the prompt again (cold builds).
+            fingerprint = short({"parts": parts, "deps": deps, "site": self.r.site_sig,
+                                 "category": self.r.category_context(material.category)})
+            out = self.site.outputs.get((component.name, material.slug))
+            if out is not None and out.key and out.inputs_sha256 == fingerprint:
+                return out.key, parts, fingerprint
+            messages = self.r.messages(component, material, deps)
             key = digest({"node": "llm", "component": component.name, **definition,
                           "messages": messages, "deps": dep_keys})
+            return key, parts, fingerprint
         else:
             template = self.r.template_sig(component.template)
             parts.update({"template": template, "site": self.r.site_sig})
@@ -152,7 +162,7 @@ class GraphBuilder:
             key = digest({"node": "static", "component": component.name, "template": template,
                           "inputs": inputs, "deps": deps, "site": self.r.site_sig,
                           "definition": component.definition})
-        return key, parts
+        return key, parts, None
 
     def _status(self, component: Component, material: Material, key: str | None, parts: dict,
                 done: dict[str, ComponentNode]) -> ComponentNode:
@@ -228,7 +238,7 @@ class GraphBuilder:
             for name, node in nodes.items():
                 components[(name, slug)] = node
             page_key = entry["__page"] if entry else self.material_page_key(material, nodes)
-            memo[slug] = (sig, {**{n: (node.key, None if node.status == "fresh" else node.parts)
+            memo[slug] = (sig, {**{n: (node.key, None if node.status == "fresh" else node.parts, node.fingerprint)
                                     for n, node in nodes.items()}, "__page": page_key})
             outputs[f"page:{slug}"] = self._output(f"page:{slug}", "material", slug, page_key,
                                                    (f"{material.category}/{slug}/index.html",))

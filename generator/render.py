@@ -126,6 +126,15 @@ class Renderer:
             self._sig_cache[name] = sig
         return sig
 
+    def prompt_sig(self, component: Component) -> str:
+        """Fingerprint of a component's system and prompt templates (files or inline)."""
+        sigs = []
+        for key in ("system", "prompt"):
+            value = component.definition.get(key)
+            if isinstance(value, str):
+                sigs.append(self.template_sig(component.jinja_name(value)) if _is_file(value) else short(value))
+        return short(sigs)
+
     def _source(self, name: str) -> str:
         try:
             return self.html.loader.get_source(self.html, name)[0]

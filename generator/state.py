@@ -15,7 +15,7 @@ from typing import Any
 
 from .writer import atomic_write
 
-STATE_FORMAT = 6
+STATE_FORMAT = 7
 INDEX_FILE = "state.pickle"
 MEMO_FILE = "memo.pickle"
 _UNREADABLE = (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError)
