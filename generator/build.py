@@ -60,6 +60,7 @@ class BuildReport:
     written: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     rendered: list[str] = field(default_factory=list)  # output node ids rendered
+    unchanged: int = 0  # output nodes whose key had not changed (skipped)
     produced: list[str] = field(default_factory=list)  # "component:slug" generated or regenerated
     failures: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -110,7 +111,7 @@ class _Build:
 
         memo = load_memo(self.cache_dir, state)
         site, parse_cache = load_site(self.root, config, sources, memo.parse_cache)
-        renderer = Renderer(site, self.cache_dir / "jinja")
+        renderer = Renderer(site, self.cache_dir / "jinja", memo.template_refs)
         renderer.compile_all()
         graph = self._graph(site, renderer, state, memo, writer)
 
@@ -136,7 +137,8 @@ class _Build:
             files=sources.record(), nodes=new_nodes, options=options_sig, stale_llm=tuple(report.stale_llm),
             pending_llm=any(n.needs_production or n.status == "blocked" for n in graph.components.values()),
             warnings=tuple(report.warnings), config=(sources.sha("site.yaml"), config)),
-            Memo(parse_cache=parse_cache, parts={**memo.parts, **fresh_parts}, keys=graph.memo))
+            Memo(parse_cache=parse_cache, parts={**memo.parts, **fresh_parts}, keys=graph.memo,
+                 template_refs=renderer.refs_memo))
         return self._finish(report)
 
     def _finish(self, report: BuildReport) -> BuildReport:
@@ -327,6 +329,7 @@ class _Build:
         for node in graph.outputs.values():
             if not node.stale:
                 records[node.id] = NodeRecord(node.key, node.outputs)
+                report.unchanged += 1
                 continue
             try:
                 files = render_output(node, site, renderer, graph.components)

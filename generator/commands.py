@@ -92,10 +92,12 @@ def print_report(report, quiet: bool) -> None:
     if report.noop:
         click.echo(f"nothing to do: the site is up to date ({report.elapsed * 1000:.0f} ms)")
         return
-    parts = [f"{len(report.rendered)} rendered", f"{len(report.written)} written",
+    parts = [f"{len(report.rendered)} rendered ({report.unchanged} unchanged)", f"{len(report.written)} written",
              f"{len(report.removed)} removed"]
     if report.produced:
-        parts.append(f"{len(report.produced)} LLM outputs generated")
+        parts.append(f"{len(report.produced)} LLM outputs stored")
+    if report.llm is not None:
+        parts.append(f"{report.llm.calls} LLM calls, {report.llm.prompt_tokens + report.llm.completion_tokens:,} tokens")
     if report.stale_llm:
         parts.append(f"{len(report.stale_llm)} LLM components stale")
     if report.failures:

@@ -456,10 +456,15 @@ class _FastValidator:
 
     def __init__(self, schema: dict):
         import jsonschema_rs
-        from jsonschema import Draft202012Validator
 
-        self.explainer = Draft202012Validator(schema)
+        self.schema = schema
         self._rs = jsonschema_rs.validator_for(schema)
+
+    @property
+    def explainer(self) -> Any:
+        from jsonschema import Draft202012Validator  # imported only when a file is invalid
+
+        return Draft202012Validator(self.schema)
 
     def is_valid(self, data: Any) -> bool:
         try:

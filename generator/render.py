@@ -59,7 +59,7 @@ def jsonld_dumps(value: Any) -> Markup:
 
 
 class Renderer:
-    def __init__(self, site: Site, bytecode_dir: Path | None = None):
+    def __init__(self, site: Site, bytecode_dir: Path | None = None, refs_memo: dict | None = None):
         self.site = site
         self.root = site.root
         loader = jinja2.FileSystemLoader([str(site.root / "layouts"), str(site.root)])
@@ -82,6 +82,9 @@ class Renderer:
         self.site_context = self._site_context()
         self.site_sig = short(self.site_context)
         self._sig_cache: dict[str, str] = {}
+        # template name -> (source hash, names it references): parsing every template on every
+        # build to find its includes costs more than the rest of a one-page rebuild.
+        self.refs_memo: dict[str, tuple[str, list[str]]] = {} if refs_memo is None else refs_memo
         self._inline: dict[str, jinja2.Template] = {}  # inline prompt/system templates, compiled once
 
     # -- site-wide context ---------------------------------------------------------------------
@@ -121,8 +124,14 @@ class Renderer:
         if sig is None:
             self._sig_cache[name] = "cycle"
             source = self._source(name)
-            refs = sorted(r for r in meta.find_referenced_templates(self.html.parse(source)) if r)
-            sig = short([source, [self.template_sig(r) for r in refs]])
+            source_sig = short(source)
+            known = self.refs_memo.get(name)
+            if known is not None and known[0] == source_sig:
+                refs = known[1]
+            else:
+                refs = sorted(r for r in meta.find_referenced_templates(self.html.parse(source)) if r)
+                self.refs_memo[name] = (source_sig, refs)
+            sig = short([source_sig, [self.template_sig(r) for r in refs]])
             self._sig_cache[name] = sig
         return sig
 

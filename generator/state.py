@@ -15,7 +15,7 @@ from typing import Any
 
 from .writer import atomic_write
 
-STATE_FORMAT = 7
+STATE_FORMAT = 8
 INDEX_FILE = "state.pickle"
 MEMO_FILE = "memo.pickle"
 _UNREADABLE = (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError)
@@ -32,6 +32,7 @@ class Memo:
     parse_cache: dict[str, Any] = field(default_factory=dict)  # rel -> (sha, token, parsed data)
     parts: dict[str, dict[str, str]] = field(default_factory=dict)  # component node -> key parts (why stale)
     keys: dict[str, tuple[str, dict]] = field(default_factory=dict)  # slug -> (material sig, its node keys)
+    template_refs: dict[str, tuple[str, list[str]]] = field(default_factory=dict)  # jinja name -> (sig, refs)
 
 
 @dataclass

@@ -194,6 +194,18 @@ def test_cached_answers_are_not_batched_again(tmp_path, fg):
     assert_all_written(root)
 
 
+def test_regen_batch_asks_again_even_when_cached(tmp_path, fg):
+    root = make_site(tmp_path)
+    ok(run_site(root, "build", "--batch", "--chain", "groq", env=env(fg)))
+    result = run_site(root, "regen", "--component", "caption", "--batch", "--chain", "groq", env=env(fg))
+    ok(result)
+    assert fg.batches_created == 2 and fg.chat_calls() == []
+    [second] = [b for b in fg.batches.values() if len(b.requests) == 2]
+    assert sorted(cid for _n, cid, _body in second.requests) == sorted(
+        [KEY[("caption", "aluminum")], KEY[("caption", "oak")]])
+    assert_all_written(root)
+
+
 # ---- partial results, invalid lines, two passes -------------------------------------------------
 
 
@@ -263,7 +275,7 @@ def test_two_pass_sends_failures_to_a_stronger_model_first(tmp_path, fg):
 
 
 def test_sigkill_while_polling_then_the_same_command_resumes(tmp_path, fg):
-    fg.batch_plan = BatchPlan(polls_per_status=25)  # ~75 polls before it completes
+    fg.batch_plan = BatchPlan(polls_per_status=15)  # ~45 polls before it completes
     root = make_site(tmp_path)
     cmd = [sys.executable, "-m", "generator", "build", "--batch", "--chain", "groq", "--root", str(root)]
     proc_env = {**{k: v for k, v in os.environ.items() if k != "SITE_LLM_CHAIN"},
@@ -333,7 +345,7 @@ def test_no_wait_then_plain_build_holds_back_then_batch_ingests(tmp_path, fg):
 
 
 def test_batch_cancel_then_batch_build_sends_what_never_ran_live(tmp_path, fg):
-    fg.batch_plan = BatchPlan(polls_per_status=50)
+    fg.batch_plan = BatchPlan(polls_per_status=10)
     root = make_site(tmp_path)
     ok(run_site(root, "build", "--batch", "--no-wait", "--chain", "groq", env=env(fg)))
     [batch_id] = fg.batches

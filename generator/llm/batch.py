@@ -394,6 +394,11 @@ class _Run:
                 self.say(f"interrupted: the batch is recorded in {self.rel(STATE_FILE)}; run the same command "
                          "again to pick it up (`site batch status`, `site batch cancel`)")
             raise
+        except BatchError as e:
+            if not self.state.records:
+                raise
+            raise BatchError(f"{e}\nthe batch is recorded in {self.rel(STATE_FILE)}: run the same command again "
+                             "to pick it up (`site batch status`, `site batch cancel`)") from None
         finally:
             if self.api is not None:
                 self.api.close()
@@ -607,7 +612,7 @@ class _Run:
         for file_id in (batch.output_file_id, batch.error_file_id):
             if not file_id:
                 continue
-            for raw in self.lines(file_id):
+            for raw in self.lines(file_id, batch.id):
                 try:
                     obj = json.loads(raw)
                 except ValueError:
@@ -650,8 +655,11 @@ class _Run:
         self.give_up(retry)
         return []
 
-    def lines(self, file_id: str) -> Iterator[bytes]:
-        """The lines of a batch output/error file, downloaded to disk first (memory stays flat)."""
+    def lines(self, file_id: str, batch_id: str) -> Iterator[bytes]:
+        """The lines of a batch output/error file, downloaded to disk first (memory stays flat).
+        A file Groq no longer has yields nothing: its lines count as missing."""
+        import groq
+
         assert self.api is not None
         api = self.api
         part = self.state_dir / f"download-{file_id}.part"
@@ -661,7 +669,11 @@ class _Run:
                 resp.stream_to_file(part)
 
         try:
-            api.call("downloading the batch results", download)
+            try:
+                api.call("downloading the batch results", download, passthrough=(groq.NotFoundError,))
+            except groq.NotFoundError:
+                self.note(f"{PROVIDER}: result file {file_id} of batch {batch_id} is gone from {api.where}")
+                return
             with open(part, "rb") as fh:
                 for raw in fh:
                     if raw.strip():
