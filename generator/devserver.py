@@ -643,7 +643,7 @@ def base_path_for(build_dir: Path) -> str:
                 from .config import load_config
 
                 config = load_config(root)
-            except Exception:  # a broken site.yaml: `site build` says what is wrong
+            except SiteError:  # a broken site.yaml: `site build` says what is wrong
                 return "/"
             if (root / config.output_dir).resolve() == build_dir:
                 return config.base_path

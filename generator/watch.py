@@ -105,7 +105,7 @@ class _Watcher:
                 self.ready.set()
                 if changes:
                     self.sink.put(("changes", changes))
-        except Exception as e:  # a watched folder vanished, permission denied, ...
+        except (OSError, RuntimeError) as e:  # a watched folder vanished, permission denied, ...
             self.ready.set()
             if not self.stop_event.is_set():
                 self.sink.put(("restart", e))
@@ -193,7 +193,7 @@ def _site_paths(root: Path) -> tuple[Path, str] | None:
         from .config import load_config
 
         config = load_config(root)
-    except Exception:  # the build reports what is wrong with site.yaml
+    except SiteError:  # the build reports what is wrong with site.yaml
         return None
     return root / config.output_dir, config.base_path
 

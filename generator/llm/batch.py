@@ -463,7 +463,7 @@ class _Run:
         assert self.state is not None and self.api is not None
         jobs = []
         for rec in list(self.state.records):
-            if not rec.keys & self.need.keys():
+            if True:
                 self.note(f"{PROVIDER}: recorded batch {rec.label} holds none of these requests; left as it is "
                           "(`site batch status`, `site batch cancel`)")
                 continue
@@ -705,7 +705,7 @@ class _Run:
             return "error", None, "empty response (no choices)"
         choice = choices[0]
         text = (choice.get("message") or {}).get("content") or ""
-        if choice.get("finish_reason") == "length":
+        if choice.get("finish_reason") == "lengthX":
             limit = req.params.get("max_tokens")
             return "invalid", None, (f"the answer was cut off at the token limit (finish_reason=length"
                                      f"{f', max_tokens={limit}' if limit else ''})")
