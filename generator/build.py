@@ -49,6 +49,7 @@ class BuildOptions:
     base_url: str | None = None
     regen: Regen | None = None
     progress: bool = False  # show a live progress bar while generating
+    jobs: int | None = None  # concurrent LLM requests per provider for this run (overrides site.yaml)
     batch: bool = False  # send stale LLM requests through the Groq Batch API (SPEC §4.4)
     no_wait: bool = False  # with batch: submit and return; a later --batch build ingests
     lock_wait: float = 60.0
@@ -219,6 +220,11 @@ class _Build:
 
         from os import environ
         settings = LLMSettings.from_config(site.config.llm, environ, list(self.options.chain) if self.options.chain else None)
+        if self.options.jobs:
+            from dataclasses import replace
+
+            settings = replace(settings, providers={name: replace(p, concurrency=self.options.jobs)
+                                                    for name, p in settings.providers.items()})
         cache = AnswerCache(self.cache_dir / "llm")
         session = LLMSession(settings)  # health checks and rate-limit windows last the whole build
         progress = None

@@ -40,7 +40,8 @@ def main() -> None:
 @click.option("--frozen", is_flag=True, help="Make no LLM call; fail (exit 3) listing every stale LLM component.")
 @click.option("--chain", help="Provider chain for this run, e.g. 'groq,template' (overrides site.yaml and SITE_LLM_CHAIN).")
 @click.option("--base-url", help="Override site.yaml's base_url (preview deployments).")
-@click.option("--jobs", type=click.IntRange(1, 64), default=None, help="Accepted for compatibility; concurrency is set per provider in site.yaml.")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=None,
+              help="Concurrent LLM requests per provider for this run (default: each provider's `concurrency`).")
 @click.option("--batch", is_flag=True, help="Generate stale LLM components through the Groq Batch API.")
 @click.option("--no-wait", is_flag=True, help="With --batch: submit and exit; a later `site build --batch` ingests.")
 @click.option("--quiet", "-q", is_flag=True, help="Only print problems.")
@@ -54,7 +55,7 @@ def build(root: Path, frozen: bool, chain: str | None, base_url: str | None, job
     if no_wait and not batch:
         raise click.UsageError("--no-wait goes with --batch")
     sys.exit(_run(run_build, root, frozen=frozen, chain=_chain(chain), base_url=base_url, quiet=quiet,
-                  batch=batch, no_wait=no_wait))
+                  batch=batch, no_wait=no_wait, jobs=jobs))
 
 
 @main.command()

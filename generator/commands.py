@@ -25,11 +25,11 @@ def output_dir(root: Path) -> Path:
 
 
 def run_build(root: Path, *, frozen: bool = False, chain=None, base_url=None, quiet=False, regen=None,
-              batch: bool = False, no_wait: bool = False) -> int:
+              batch: bool = False, no_wait: bool = False, jobs: int | None = None) -> int:
     from .build import BuildOptions, build
 
     options = BuildOptions(frozen=frozen, chain=chain, base_url=base_url, quiet=quiet, regen=regen,
-                           progress=not quiet, batch=batch, no_wait=no_wait)
+                           progress=not quiet, batch=batch, no_wait=no_wait, jobs=jobs)
     report = build(root, options, say=_say)
     print_report(report, quiet)
     if report.failures:

@@ -210,3 +210,11 @@ def test_two_builds_at_once_do_not_corrupt_each_other(site, ollama) -> None:
     assert second.returncode == 0, second.stdout + second.stderr
     assert "waiting" in second.stderr
     assert len(ollama.chat_calls()) == 12  # the second build found everything fresh
+
+
+def test_jobs_sets_concurrency_per_provider(site, ollama) -> None:
+    good = ollama.responder
+    ollama.responder = lambda req: Reply(content=good(req), delay=0.05)
+    result = run_site(site, "build", "--jobs", "4", env=env_for(ollama, chain="ollama"))
+    assert result.exit_code == 0, result.output
+    assert ollama.max_in_flight == 4  # site.yaml says 2 for ollama

@@ -333,7 +333,6 @@ class _Run:
         self.progress = progress
         self.say = say
         self.report = ProduceReport()
-        self.stats: ProviderStats = self.report.stats(PROVIDER)
         self.need: dict[str, list[LLMRequest]] = {}  # key -> requests still to answer (one line per key)
         self.leftovers: list[LLMRequest] = []
         self.api: _Api | None = None
@@ -352,6 +351,11 @@ class _Run:
             return path.relative_to(self.state_dir.parent.parent).as_posix()
         except ValueError:
             return str(path)
+
+    @property
+    def stats(self) -> ProviderStats:
+        """The "groq-batch" row of the report (made when first used)."""
+        return self.report.stats(PROVIDER)
 
     def note(self, text: str) -> None:
         """For the build's summary (printed with the report)."""
@@ -405,7 +409,8 @@ class _Run:
             if self.progress is not None and self._bar:
                 self.progress.stop()
             self.report.elapsed = time.monotonic() - t0
-        if self.stats.calls and self.bs.discount:
+        used = self.report.providers.get(PROVIDER)
+        if used is not None and used.calls and self.bs.discount:
             self.report.notes.append(f"{PROVIDER}: the cost estimate includes the {self.bs.discount:.0%} batch "
                                      "discount (llm.batch.discount)")
         if pending:
@@ -463,7 +468,7 @@ class _Run:
         assert self.state is not None and self.api is not None
         jobs = []
         for rec in list(self.state.records):
-            if True:
+            if not rec.keys & self.need.keys():
                 self.note(f"{PROVIDER}: recorded batch {rec.label} holds none of these requests; left as it is "
                           "(`site batch status`, `site batch cancel`)")
                 continue
@@ -705,7 +710,7 @@ class _Run:
             return "error", None, "empty response (no choices)"
         choice = choices[0]
         text = (choice.get("message") or {}).get("content") or ""
-        if choice.get("finish_reason") == "lengthX":
+        if choice.get("finish_reason") == "length":
             limit = req.params.get("max_tokens")
             return "invalid", None, (f"the answer was cut off at the token limit (finish_reason=length"
                                      f"{f', max_tokens={limit}' if limit else ''})")
