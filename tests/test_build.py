@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -107,3 +109,20 @@ def test_llm_text_is_escaped_in_pages(site_small: Path) -> None:
     block = re.search(r'<script type="application/ld\+json">(.*?)</script>', html, re.S).group(1)
     assert "<!--" not in block
     assert json.loads(block)["headline"] == "</script><!-- Aluminum"
+
+
+def test_markdown_pages_render_raw_html_as_text(site_small: Path) -> None:
+    page = site_small / "content/pages/about.md"
+    page.write_text(page.read_text() + '\n<script>alert("x")</script>\n\n[home](/metal/)\n')
+    assert run_site(site_small, "build", "--frozen").exit_code == 0
+    html = (site_small / "build/about/index.html").read_text()
+    assert '<script>alert("x")</script>' not in html and "&lt;script&gt;" in html
+    assert 'href="/site/metal/"' in html  # site-absolute links get the deploy path
+
+
+def test_noop_build_imports_neither_jinja_nor_provider_sdks(built_example: Path) -> None:
+    code = ("import sys; from pathlib import Path; from generator.build import build, BuildOptions; "
+            f"r = build(Path({str(built_example)!r}), BuildOptions(frozen=True, quiet=True)); "
+            "print(r.noop, sorted(m for m in ('jinja2', 'ollama', 'groq', 'jsonschema', 'httpx') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "True []"
