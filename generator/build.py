@@ -347,6 +347,8 @@ class _Build:
                 continue
             for rel, data in files.items():
                 writer.write(rel, data)
+            if node.kind == "material":  # written: its parsed data need not stay in memory
+                site.release(node.subject)
             report.rendered.append(node.id)
             records[node.id] = NodeRecord(node.key, node.outputs)
         return records

@@ -27,17 +27,22 @@ DEFAULT_SCHEMA = Path(__file__).parent / "schemas" / "material.schema.json"
 
 class Lazy:
     """A value parsed from a file on first use: an incremental build keeps only summaries of
-    unchanged files in memory and parses just the ones it renders."""
+    unchanged files in memory and parses just the ones it renders. `release()` drops the value
+    once its page is written, so a cold build of a large site keeps memory flat."""
 
-    __slots__ = ("_value", "_load")
+    __slots__ = ("_value", "_load", "_loaded")
 
     def __init__(self, value: Any = None, load: Callable[[], Any] | None = None):
-        self._value, self._load = value, load
+        self._value, self._load, self._loaded = value, load, value is not None or load is None
 
     def get(self) -> Any:
-        if self._load is not None:
-            self._value, self._load = self._load(), None
+        if not self._loaded:
+            self._value, self._loaded = self._load(), True
         return self._value
+
+    def release(self) -> None:
+        if self._load is not None:
+            self._value, self._loaded = None, False
 
 
 @dataclass(frozen=True)
@@ -154,6 +159,15 @@ class Site:
 
     def output_path(self, component: str, slug: str) -> str:
         return f"content/components/{component}/{slug}.yaml"
+
+    def release(self, slug: str) -> None:
+        """Forget a material's parsed data and outputs (they are re-read if needed again)."""
+        material = self.materials[slug]
+        material.lazy.release()
+        for name in material.components:
+            out = self.outputs.get((name, slug))
+            if out is not None:
+                out.lazy.release()
 
 
 class _Loader:
@@ -343,7 +357,7 @@ class _Loader:
                                   components=tuple(data["components"]), description=data.get("description", ""),
                                   formula=data.get("formula", ""), author=data.get("author"),
                                   data_sig=short(full))
-        return Material(summary, rel, Lazy(full))
+        return Material(summary, rel, Lazy(full, self._reader(rel, slug)))
 
     def references_ok(self, material: Material, components: dict[str, Component]) -> bool:
         """Checked on every build (also for memoised files): site.yaml or components may change."""
@@ -394,7 +408,7 @@ class _Loader:
                 pinned = data.get("pinned") is True
                 inputs = data.get("inputs_sha256") if isinstance(data.get("inputs_sha256"), str) else None
                 self.remember(rel, "", (key, hand_edited, pinned, inputs))
-                lazy = Lazy(data["output"])
+                lazy = Lazy(data["output"], self._output_reader(rel))
             found[(component, slug)] = GeneratedOutput(component=component, slug=slug, file=rel, key=key,
                                                        hand_edited=hand_edited, pinned=pinned,
                                                        inputs_sha256=inputs, lazy=lazy)

@@ -275,7 +275,7 @@ def test_two_pass_sends_failures_to_a_stronger_model_first(tmp_path, fg):
 
 
 def test_sigkill_while_polling_then_the_same_command_resumes(tmp_path, fg):
-    fg.batch_plan = BatchPlan(polls_per_status=15)  # ~45 polls before it completes
+    fg.batch_plan = BatchPlan(polls_per_status=20)  # ~60 polls before it completes
     root = make_site(tmp_path)
     cmd = [sys.executable, "-m", "generator", "build", "--batch", "--chain", "groq", "--root", str(root)]
     proc_env = {**{k: v for k, v in os.environ.items() if k != "SITE_LLM_CHAIN"},
