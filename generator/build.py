@@ -282,7 +282,8 @@ class _Build:
         reports.append(outcome.report)
         if outcome.pending:
             report.warnings.append("batch submitted and still running: run `site build --batch` later to ingest it")
-        return list(outcome.leftovers), outcome.pending
+            return [], True  # nothing goes live while its batch may still answer it
+        return list(outcome.leftovers), False
 
     def _request(self, site: Site, renderer: Renderer, node: ComponentNode, fresh: bool):
         from .llm import LLMRequest

@@ -270,43 +270,14 @@ def _find_created(api: _Api, token: str) -> str | None:
 # ---- the request body: exactly the live provider's ----------------------------------------------
 
 
-class _Captured(Exception):
-    def __init__(self, kwargs: dict):
-        super().__init__("captured")
-        self.kwargs = kwargs
-
-
-class _CaptureClient:
-    """Stands in for `groq.AsyncGroq` inside GroqProvider: `chat.completions.create(**kw)` raises
-    with the keyword arguments instead of sending them. So a batch line's body is built by the very
-    code that builds a live call's (response_format, schema hint, max_completion_tokens, seed...)."""
-
-    def __init__(self) -> None:
-        self.chat = self
-        self.completions = self
-
-    async def create(self, **kwargs: Any) -> Any:
-        raise _Captured(kwargs)
-
-
 def _body_builder(settings: LLMSettings) -> Callable[[LLMRequest, str], dict]:
+    """A batch line's body is built by the very code that builds a live call's."""
     from .providers.groq import GroqProvider
 
-    provider = GroqProvider(replace(settings.provider("groq"), api_key=None))  # no real client is made
-    provider.client = _CaptureClient()
+    provider = GroqProvider(replace(settings.provider("groq"), api_key=None))  # no client is made
 
     def body(req: LLMRequest, model: str) -> dict:
-        coro = provider.complete(list(req.messages), req.schema, req.params, model, name=req.component)
-        try:
-            coro.send(None)  # nothing is awaited before create(): it raises on the first step
-        except _Captured as c:
-            kwargs = dict(c.kwargs)
-        else:  # pragma: no cover - the provider changed shape
-            raise RuntimeError("GroqProvider.complete() did not build a request")
-        finally:
-            coro.close()
-        kwargs.pop("stream", None)
-        return kwargs
+        return provider.request_body(list(req.messages), req.schema, req.params, model, name=req.component)
 
     return body
 

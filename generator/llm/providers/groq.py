@@ -35,24 +35,26 @@ class GroqProvider(Provider):
             return False, f"{self.settings.api_key_env} is not set"
         return True, f"{self.where}, model {self.settings.model}, key from {self.settings.api_key_env}"
 
+    def request_body(self, messages: Sequence[dict], schema: dict, params: dict, model: str, *,
+                     name: str) -> dict:
+        """The chat-completions body: sent live by complete(), written as a batch line by batch.py."""
+        fmt = response_format(self.settings.response_format, name, schema)
+        if fmt is None or fmt["type"] != "json_schema":
+            messages = with_schema_hint(messages, schema)
+        body: dict = {"model": model, "messages": list(messages)}
+        if fmt is not None:
+            body["response_format"] = fmt
+        for ours, theirs in (("temperature", "temperature"), ("max_tokens", "max_completion_tokens"),
+                             ("seed", "seed"), ("top_p", "top_p")):
+            if ours in params:
+                body[theirs] = params[ours]
+        return body
+
     async def complete(self, messages: Sequence[dict], schema: dict, params: dict, model: str, *,
                        name: str, offline: Callable[[], str] | None = None) -> Completion:
         if self.client is None:
             raise ProviderUnavailable(f"{self.settings.api_key_env} is not set", scope="provider")
-        fmt = response_format(self.settings.response_format, name, schema)
-        if fmt is None or fmt["type"] != "json_schema":
-            messages = with_schema_hint(messages, schema)
-        kwargs: dict = {"model": model, "messages": list(messages), "stream": False}
-        if fmt is not None:
-            kwargs["response_format"] = fmt
-        if "temperature" in params:
-            kwargs["temperature"] = params["temperature"]
-        if "max_tokens" in params:
-            kwargs["max_completion_tokens"] = params["max_tokens"]
-        if "seed" in params:
-            kwargs["seed"] = params["seed"]
-        if "top_p" in params:
-            kwargs["top_p"] = params["top_p"]
+        kwargs = {**self.request_body(messages, schema, params, model, name=name), "stream": False}
         try:
             resp = await self.client.chat.completions.create(**kwargs)
         except groq.RateLimitError as e:
