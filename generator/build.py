@@ -11,9 +11,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable
 
 from .config import SiteConfig, check_base_url, load_config
 from .errors import FrozenStale, InputError, Problem
@@ -95,7 +93,8 @@ class _Build:
         state = load_state(self.cache_dir)
         config_schema = state.config[1].material_schema if state.config else None
         sources = Sources(self.root, state.files, extra=(config_schema,) if config_schema else ())
-        config = self._config(sources, state)
+        site_config = self._config(sources, state)
+        config = site_config.with_base_url(self.options.base_url)
         out_dir = self.root / config.output_dir
         report = BuildReport(out_dir=out_dir)
         options_sig = short([config.base_url, config.output_dir, STATE_FORMAT])
@@ -120,12 +119,14 @@ class _Build:
             graph = self._produce(site, renderer, state, memo, writer, graph, report)
 
         for node in graph.components.values():
-            if node.kind == "llm" and node.status != "fresh":
-                report.stale_llm.append(f"{node.id}: {node.status}: {'; '.join(node.reasons)}")
-                if node.status == "missing" or node.status == "blocked":
-                    report.warnings.append(f"{node.id}: no output yet; its page is built without it")
-                elif node.status == "kept":
-                    report.warnings.append(f"{node.id}: {'; '.join(node.reasons)}")
+            if node.kind != "llm" or node.status == "fresh":
+                continue
+            if node.status == "kept":  # reviewed by a person: warn, but --frozen accepts it
+                report.warnings.append(f"{node.id}: {'; '.join(node.reasons)}")
+                continue
+            report.stale_llm.append(f"{node.id}: {node.status}: {'; '.join(node.reasons)}")
+            if node.status in ("missing", "blocked"):
+                report.warnings.append(f"{node.id}: no output yet; its page is built without it")
 
         new_nodes = self._render(site, renderer, graph, state, writer, report)
         for rel in sorted(state.owned_outputs() - {o for r in new_nodes.values() for o in r.outputs}):
@@ -137,7 +138,7 @@ class _Build:
         save_state(self.cache_dir, BuildState(
             files=sources.record(), nodes=new_nodes, options=options_sig, stale_llm=tuple(report.stale_llm),
             pending_llm=any(n.needs_production or n.status == "blocked" for n in graph.components.values()),
-            warnings=tuple(report.warnings), config=(sources.sha("site.yaml"), config)),
+            warnings=tuple(report.warnings), config=(sources.sha("site.yaml"), site_config)),
             Memo(parse_cache=parse_cache, parts={**memo.parts, **fresh_parts}, keys=graph.memo,
                  template_refs=renderer.refs_memo))
         return self._finish(report)
@@ -159,7 +160,7 @@ class _Build:
             config = load_config(self.root, sources.read_text("site.yaml"))
         if config.material_schema:
             sources.add(config.material_schema)
-        return config.with_base_url(self.options.base_url)
+        return config
 
     def _is_noop(self, sources: Sources, state: BuildState, options_sig: str, writer: OutputWriter) -> bool:
         if self.options.regen or not state.nodes or state.options != options_sig or sources.stat_changed():

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from .errors import BuildFailed, InputError
+from .errors import BuildFailed, FrozenStale, InputError
 
 
 def _say(message: str) -> None:
@@ -30,7 +30,11 @@ def run_build(root: Path, *, frozen: bool = False, chain=None, base_url=None, qu
 
     options = BuildOptions(frozen=frozen, chain=chain, base_url=base_url, quiet=quiet, regen=regen,
                            progress=not quiet, batch=batch, no_wait=no_wait, jobs=jobs)
-    report = build(root, options, say=_say)
+    try:
+        report = build(root, options, say=_say)
+    except FrozenStale as exc:  # the site was still built: say what happened, then fail
+        print_report(exc.report, quiet=True)
+        raise
     print_report(report, quiet)
     if report.failures:
         raise BuildFailed(f"{len(report.failures)} component(s) or page(s) failed; the rest was built",

@@ -87,6 +87,10 @@ def test_base_url_override_for_previews(site_small: Path) -> None:
     html = (site_small / "build/metal/aluminum/index.html").read_text()
     assert 'rel="canonical" href="https://preview.example.net/pr-7/metal/aluminum/"' in html
     assert 'href="/pr-7/metal/"' in html
+    # The override is for that build only: the next build uses site.yaml's base_url again.
+    assert run_site(site_small, "build", "--frozen").exit_code == 0
+    html = (site_small / "build/metal/aluminum/index.html").read_text()
+    assert 'rel="canonical" href="https://example.github.io/site/metal/aluminum/"' in html
 
 
 def edit_output(root: Path, component: str, slug: str, **changes: str) -> None:
@@ -126,3 +130,16 @@ def test_noop_build_imports_neither_jinja_nor_provider_sdks(built_example: Path)
             "print(r.noop, sorted(m for m in ('jinja2', 'ollama', 'groq', 'jsonschema', 'httpx') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "True []"
+
+
+def test_frozen_accepts_a_pinned_output_whose_inputs_changed(site_small: Path) -> None:
+    path = site_small / "content/components/caption/oak.yaml"
+    record = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump({**record, "pinned": True}, sort_keys=False, allow_unicode=True))
+    material = site_small / "materials/wood/oak.yaml"
+    material.write_text(material.read_text().replace("contaminants: [", "contaminants: [lichen, "))
+    (site_small / "content/components/tags/oak.yaml").unlink()  # tags too: stale and not kept
+    result = run_site(site_small, "build", "--frozen")
+    assert result.exit_code == 3
+    assert "tags/oak.yaml" in result.output and "caption/oak.yaml [" not in result.output
+    assert "caption:oak: stale but kept (pinned)" in result.output
