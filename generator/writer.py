@@ -7,7 +7,6 @@ An interrupted build never leaves a half-written file, and no path outside `buil
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path, PurePosixPath
 
 from .errors import InputError, Problem
@@ -33,14 +32,19 @@ def atomic_write(path: Path, data: bytes) -> None:
     """Write `data` to `path` via a temp file in the same folder and os.replace.
 
     A killed process leaves either the old file or the new one, never half of one. (No fsync:
-    that guards against power loss, not kills, and costs a millisecond per file.)
+    that guards against power loss, not kills, and costs a millisecond per file.) Builds of one
+    site are serialised by the site lock, so a per-process temp name is enough.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    try:
+        fd = os.open(tmp, flags, 0o644)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, flags, 0o644)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         try:

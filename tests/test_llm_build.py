@@ -193,7 +193,8 @@ def test_sigkill_mid_build_then_rerun_pays_for_no_call_twice(site, ollama) -> No
     names = {yaml.safe_load(p.read_text())["name"]: p.stem for p in (site / "materials").rglob("*.yaml")}
     rerun = [(component_of(c.body), names[model.material_of(c.body)]) for c in ollama.chat_calls()[before_kill:]]
     assert not set(rerun) & kept, "an answer already paid for was asked again"
-    assert len(rerun) == 12 - len(kept)
+    # (An answer cached just before the kill, its file not yet written, comes from the cache.)
+    assert len(rerun) == len(set(rerun)) <= 12 - len(kept)
     assert len(list((site / "content/components").rglob("*.yaml"))) == 12
 
 
