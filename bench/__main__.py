@@ -37,7 +37,9 @@ def _ints(s: str) -> list[int]:
 
 def _machine_lines(m: dict[str, Any]) -> str:
     return (f"machine: {m['nproc']} × {m['cpu']}, {m['mem_gb']} GB, Python {m['python']}; "
-            f"load at start {m['loadavg']}; {m['date']}")
+            f"load at start {m['loadavg']}; {m['date']}; engine {m['engine']['commit']}"
+            + (f" + uncommitted {', '.join(m['engine']['generator_uncommitted'])}"
+               if m['engine']['generator_uncommitted'] else ""))
 
 
 # ---------------------------------------------------------------------------- static

@@ -73,7 +73,19 @@ def machine_info() -> dict[str, Any]:
         "platform": platform.platform(),
         "loadavg": [round(x, 2) for x in os.getloadavg()],
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "engine": engine_version(),
     }
+
+
+def engine_version() -> dict[str, Any]:
+    """The commit measured and the engine files that differ from it (others edit generator/)."""
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+    dirty = [line[3:] for line in git("status", "--porcelain", "--", "generator").splitlines()]
+    return {"commit": git("rev-parse", "--short", "HEAD"), "generator_uncommitted": dirty}
 
 
 def loadavg() -> list[float]:

@@ -11,7 +11,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from . import yamlio
 from .config import SiteConfig, schema_problems
@@ -45,8 +45,7 @@ class Lazy:
             self._value, self._loaded = None, False
 
 
-@dataclass(frozen=True)
-class MaterialSummary:
+class MaterialSummary(NamedTuple):
     """What the graph and listing pages need of a material; kept in the build memo."""
 
     slug: str

@@ -62,6 +62,7 @@ class OutputWriter:
         self.written: list[str] = []
         self.removed: list[str] = []
         self._exists: dict[str, bool] = {}  # one stat per file per build, however often asked
+        self._out = os.fspath(out_dir)
 
     def write(self, rel: str, data: bytes) -> bool:
         path = safe_join(self.out_dir, rel)
@@ -78,7 +79,7 @@ class OutputWriter:
     def exists(self, rel: str) -> bool:
         found = self._exists.get(rel)
         if found is None:
-            found = self._exists[rel] = os.path.isfile(os.path.join(self.out_dir, rel))
+            found = self._exists[rel] = os.path.isfile(os.path.join(self._out, rel))
         return found
 
     def remove(self, rel: str) -> None:
