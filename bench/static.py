@@ -26,8 +26,8 @@ from .sites import ensure_site, material_files
 PEERS_SCRIPT = Path("/work/shared/bench/ssg_peers.sh")
 DEFAULT_PEERS = "hugo pelican mkdocs"
 
-_COUNTS = re.compile(r"(\d+) rendered, (\d+) written")
-_GENERATED = re.compile(r"(\d+) LLM outputs? generated")
+_COUNTS = re.compile(r"(\d+) rendered(?: \(\d+ unchanged\))?, (\d+) written")
+_GENERATED = re.compile(r"(\d+) LLM outputs? (?:generated|stored)")
 
 
 def _dump(data: dict) -> str:
