@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .content import Component, Material, Site
-from .hashing import digest, short
+from .hashing import SCHEME, digest, short
 from .render import Renderer
 from .state import Memo, NodeRecord
 
@@ -87,10 +87,14 @@ class GraphBuilder:
         self.memo = memo.keys if keys is None else keys  # material sig -> node keys
         self.out_exists = out_exists  # callable(rel) -> bool: is the file in the output dir
         sources = site.sources
-        self.global_sig = short([
-            renderer.site_sig,
-            [(rel, sources.sha(rel)) for rel in sources.under("components") + sources.under("layouts")],
-            site.config.material_schema and sources.sha(site.config.material_schema),
+        # What every material's LLM keys and static inputs can depend on. Not the layouts nor the
+        # components' view templates: editing those re-renders pages, it changes no key here.
+        self._static_base: dict[str, str] = {}  # per component / category: hashed once per build
+        self._page_base: dict[str, str] = {}
+        views = {c.template for c in site.components.values()}
+        self.generation_sig = short([
+            renderer.site_sig, site.config.categories,
+            [(rel, sources.sha(rel)) for rel in sources.under("components") if rel not in views],
         ])
 
     # -- component nodes -----------------------------------------------------------------------
@@ -98,7 +102,7 @@ class GraphBuilder:
     def material_sig(self, material: Material) -> str:
         """Everything a material's nodes can depend on, cheaply: global sig and file hashes."""
         sources, outputs, slug = self.site.sources, self.site.outputs, material.slug
-        parts = [self.global_sig, sources.sha(material.file)]
+        parts = [self.generation_sig, sources.sha(material.file)]
         for c in material.components:
             out = outputs.get((c, slug))
             parts.append(f"{c}={sources.sha(out.file) if out is not None else '-'}")
@@ -113,12 +117,14 @@ class GraphBuilder:
             component = self.site.components[name]
             cached = memo_entry.get(name) if memo_entry else None
             if cached is not None:
-                # Fresh nodes' parts live in self.parts; the memo keeps only the others'.
+                # Fresh LLM nodes' parts live in self.parts; the memo keeps the others'.
                 key, parts, fingerprint = cached
                 if parts is None:
                     parts = self.parts.get(f"{name}:{material.slug}", {})
             else:
                 key, parts, fingerprint = self._key(component, material, nodes)
+            if component.kind == "static":
+                key = self._static_key(component, material, parts)
             nodes[name] = self._status(component, material, key, parts, nodes)
             nodes[name].fingerprint = fingerprint
         return nodes
@@ -134,8 +140,8 @@ class GraphBuilder:
     def _key(self, component: Component, material: Material, done: dict[str, ComponentNode]):
         inputs = component.select_inputs(material)
         parts = {f"input:{k}": short(v) for k, v in inputs.items() if k != "slug"}
-        deps = self._deps(component, material.slug)
         if component.kind == "llm":
+            deps = self._deps(component, material.slug)
             missing = [d for d in component.depends_on if d not in deps]
             if missing:
                 return None, {"blocked": ",".join(missing)}, None
@@ -155,14 +161,21 @@ class GraphBuilder:
             key = digest({"node": "llm", "component": component.name, **definition,
                           "messages": messages, "deps": dep_keys})
             return key, parts, fingerprint
-        else:
-            template = self.r.template_sig(component.template)
-            parts.update({"template": template, "site": self.r.site_sig})
-            parts.update({f"dep:{dep}": short(out) for dep, out in deps.items()})
-            key = digest({"node": "static", "component": component.name, "template": template,
-                          "inputs": inputs, "deps": deps, "site": self.r.site_sig,
-                          "definition": component.definition})
-        return key, parts, None
+        return None, parts, None  # static: the key is _static_key(), over these parts
+
+    def _static_key(self, component: Component, material: Material, parts: dict[str, str]) -> str:
+        """Over its input fields' hashes (memoised: no parsing), its template, its dependencies'
+        output files and the site settings: recomputed every build, cheaply."""
+        sources, slug = self.site.sources, material.slug
+        base = self._static_base.get(component.name)
+        if base is None:  # the same for every material: hashed once per build
+            base = self._static_base[component.name] = short({
+                "node": "static", "component": component.name, "definition": component.definition,
+                "template": self.r.template_sig(component.template), "site": self.r.site_sig})
+        deps = [f"{dep}={sources.sha(out.file)}" for dep in component.depends_on
+                if (out := self.site.outputs.get((dep, slug))) is not None]
+        text = "|".join([base, *(f"{k}={v}" for k, v in sorted(parts.items())), *deps])
+        return f"{SCHEME}:" + hashlib.sha256(text.encode()).hexdigest()
 
     def _status(self, component: Component, material: Material, key: str | None, parts: dict,
                 done: dict[str, ComponentNode]) -> ComponentNode:
@@ -204,18 +217,22 @@ class GraphBuilder:
         return node
 
     def material_page_key(self, material: Material, nodes: dict[str, ComponentNode]) -> str:
-        entries = []
+        """Over the layout, site settings, the material's data and what each component shows."""
+        base = self._page_base.get(material.category)
+        if base is None:  # the same for every material of a category: hashed once per build
+            base = self._page_base[material.category] = short({
+                "node": "page", "layout": self.r.template_sig("material.html"), "site": self.r.site_sig,
+                "category": self.r.category_context(material.category)})
+        entries = [base, material.summary.data_sig]
         for name in material.components:
             component = self.site.components[name]
-            if component.kind == "llm":
+            if component.kind == "llm":  # its view template and its output file
                 out = self.site.outputs.get((name, material.slug))
-                sha = self.site.sources.sha(out.file) if out is not None else None
-                entries.append([name, self.r.template_sig(component.template), sha])
-            else:
-                entries.append([name, nodes[name].key])
-        return digest({"node": "page", "layout": self.r.template_sig("material.html"), "site": self.r.site_sig,
-                       "material": material.summary.data_sig, "components": entries,
-                       "category": self.r.category_context(material.category)})
+                shown = self.site.sources.sha(out.file) if out is not None else "-"
+                entries.append(f"{name}={self.r.template_sig(component.template)}:{shown}")
+            else:  # the static key covers its template
+                entries.append(f"{name}={nodes[name].key}")
+        return f"{SCHEME}:" + hashlib.sha256("|".join(entries).encode()).hexdigest()
 
     def build(self, previous: Graph | None = None, changed: set[str] = frozenset()) -> Graph:
         """The whole graph; with `previous`, only materials in `changed` are looked at again
@@ -237,9 +254,10 @@ class GraphBuilder:
             nodes = self.component_nodes(material, entry)
             for name, node in nodes.items():
                 components[(name, slug)] = node
-            page_key = entry["__page"] if entry else self.material_page_key(material, nodes)
-            memo[slug] = (sig, {**{n: (node.key, None if node.status == "fresh" else node.parts, node.fingerprint)
-                                    for n, node in nodes.items()}, "__page": page_key})
+            page_key = self.material_page_key(material, nodes)
+            memo[slug] = (sig, {n: (node.key if node.kind == "llm" else None,
+                                    None if node.status == "fresh" and node.kind == "llm" else node.parts,
+                                    node.fingerprint) for n, node in nodes.items()})
             outputs[f"page:{slug}"] = self._output(f"page:{slug}", "material", slug, page_key,
                                                    (f"{material.category}/{slug}/index.html",))
         for key in site.config.categories:

@@ -21,7 +21,7 @@ from typing import Any
 
 from .writer import atomic_write
 
-STATE_FORMAT = 9
+STATE_FORMAT = 10
 INDEX_FILE = "state.bin"
 MEMO_FILE = "memo.bin"
 # marshal's format belongs to the Python version: another version just rebuilds.
