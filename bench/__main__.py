@@ -60,7 +60,8 @@ def static_targets(sizes: list[dict[str, Any]]) -> list[list[Any]]:
 
 
 def cmd_static(a: argparse.Namespace) -> int:
-    from .static import DEFAULT_PEERS, bench_size, install_peers, peer_ratios, peers_installed, run_peers
+    from .static import (DEFAULT_PEERS, bench_size, cached_peers, install_peers, peer_ratios, peers_installed,
+                         run_peers)
 
     sizes = [20] if a.quick else _ints(a.sizes)
     runs = 1 if a.quick else a.runs
@@ -76,6 +77,9 @@ def cmd_static(a: argparse.Namespace) -> int:
         if a.peers and not a.quick and peers_installed(scratch):
             size["peers"] = run_peers(n, scratch, a.peer_list or DEFAULT_PEERS, a.peer_runs)
             size["peer_ratios"] = peer_ratios(size)
+        elif a.reuse_peers and not a.quick and (cached := cached_peers(n, scratch)) is not None:
+            size["peers"] = cached
+            size["peer_ratios"] = peer_ratios(size)
         res["sizes"].append(size)
     res["targets"] = static_targets(res["sizes"])
     path = write_results(a.out, "static", res)
@@ -85,10 +89,12 @@ def cmd_static(a: argparse.Namespace) -> int:
     rows = []
     for s in res["sizes"]:
         for name, m in s["ops"].items():
-            rows.append([f"{s['n']:,}", name, fmt_s(m["median"]), len(m["times"]), f"{m['peak_rss_mb']:.0f}",
-                         f"{m['max_other_busy_pct']:.0f}", m["note"]])
-        rows.append([f"{s['n']:,}", "pages/s (cold)", s["pages_per_s_cold"], "", "", "", f"{s['pages']} pages"])
-    print(md_table(["N", "operation", "median s", "runs", "peak RSS MB", "other CPU %", "what it did"], rows))
+            cpu = sorted(m.get("cpu_s") or [])
+            rows.append([f"{s['n']:,}", name, fmt_s(m["median"]), fmt_s(cpu[len(cpu) // 2] if cpu else None, 2),
+                         len(m["times"]), f"{m['peak_rss_mb']:.0f}", f"{m['max_other_busy_pct']:.0f}", m["note"]])
+        rows.append([f"{s['n']:,}", "pages/s (cold)", s["pages_per_s_cold"], "", "", "", "", f"{s['pages']} pages"])
+    print(md_table(["N", "operation", "median s", "CPU s", "runs", "peak RSS MB", "other CPU %", "what it did"],
+                   rows))
     print()
     for s in res["sizes"]:
         print(f"N={s['n']:,}: load {s['load_before']} → {s['load_after']}; no-op imports: "
@@ -96,10 +102,16 @@ def cmd_static(a: argparse.Namespace) -> int:
     peer_rows = []
     for s in res["sizes"]:
         for p in s.get("peer_ratios", []):
-            peer_rows.append([f"{s['n']:,}", p["peer"], p["version"], fmt_s(p["cold_s"], 2), fmt_s(p["noop_s"], 2),
-                              fmt_s(p["edit_s"], 2), p["cold_ratio"], p["noop_ratio"], p["edit_ratio"], p["load"]])
+            raw = p.get("raw", {})
+            t = [fmt_s(p[f"{k}_s"], 2) if p[f"{k}_s"] is not None else (raw.get(k) or "—") for k in ("cold", "noop", "edit")]
+            peer_rows.append([f"{s['n']:,}", p["peer"], p["version"], *t, p["cold_ratio"], p["noop_ratio"],
+                              p["edit_ratio"], p["load"]])
     if peer_rows:
-        print("\n## Peers (ssg_peers.sh; ratio = peer time / site time)\n")
+        reused = [f"N={s['n']:,} measured {s['peers']['measured_at']}" for s in res["sizes"]
+                  if s.get("peers", {}).get("reused")]
+        print("\n## Peers (ssg_peers.sh; ratio = peer time / site time; site edit = author edit)\n")
+        if reused:
+            print("peer figures reused from an earlier ssg_peers.sh run: " + "; ".join(reused) + "\n")
         print(md_table(["N", "peer", "version", "cold s", "no-op s", "edit s", "cold ×", "no-op ×", "edit ×",
                         "load1/busy%"], peer_rows))
     if res["targets"]:
@@ -183,11 +195,12 @@ def cmd_scaling(a: argparse.Namespace) -> int:
     res: dict[str, Any] = {"kind": "scaling", "machine": machine_info(), "runs": runs}
     res["rows"] = rows = bench_sizes(sizes, a.out, runs)
     if a.profile:
-        ops = ["noop"] if a.quick else ["noop", "edit_author", "edit_description"]
-        site = ensure_site(sizes[-1], a.out)
+        ops = ["noop"] if a.quick else [o.strip() for o in a.profile_ops.split(",") if o.strip()]
         res["profiles"] = []
         for op in ops:
-            log(f"profiling {op} at N={sizes[-1]}")
+            n = a.profile_cold_n if op == "cold" and not a.quick else sizes[-1]
+            site = ensure_site(n, a.out)
+            log(f"profiling {op} at N={n}")
             res["profiles"].append(profile_op(site, op, a.out))
     path = write_results(a.out, "scaling", res)
 
@@ -222,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--peers", action="store_true", help="also run ssg_peers.sh (Hugo, Pelican, MkDocs)")
     s.add_argument("--peer-list", default=None, help='PEERS for ssg_peers.sh (default "hugo pelican mkdocs")')
     s.add_argument("--peer-runs", type=int, default=3)
+    s.add_argument("--reuse-peers", action="store_true",
+                   help="compare with the last ssg_peers.sh results in <out>/peers instead of re-running them")
     s.set_defaults(func=cmd_static)
 
     l_ = sub.add_parser("llm", parents=[common], help="LLM pipeline benchmark against the fake Groq")
@@ -239,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--sizes", default="1000,2000,5000,10000,20000")
     c.add_argument("--runs", type=int, default=3)
     c.add_argument("--no-profile", dest="profile", action="store_false")
+    c.add_argument("--profile-ops", default="noop,edit_author,edit_description,cold",
+                   help="operations to profile at the largest N (cold: at --profile-cold-n)")
+    c.add_argument("--profile-cold-n", type=int, default=1000, help="N for the cold-build profile")
     c.set_defaults(func=cmd_scaling)
 
     a = ap.parse_args(argv)

@@ -152,15 +152,19 @@ class Measure:
     name: str
     times: list[float] = field(default_factory=list)
     rss_mb: list[float] = field(default_factory=list)
+    cpu_s: list[float] = field(default_factory=list)  # user+sys of the build process
     other_busy_pct: list[float] = field(default_factory=list)
     note: str = ""
     last_output: str = ""
+    outputs: list[str] = field(default_factory=list)  # the summary line of every run
 
     def add(self, r: Run) -> None:
         self.times.append(round(r.wall, 4))
         self.rss_mb.append(round(r.maxrss_mb, 1))
+        self.cpu_s.append(round(r.cpu, 3))
         self.other_busy_pct.append(r.other_busy_pct)
         self.last_output = (r.stdout.strip().splitlines() or [""])[-1][:300]
+        self.outputs.append(self.last_output)
 
     @property
     def median(self) -> float | None:

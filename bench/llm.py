@@ -64,11 +64,11 @@ class BenchGroq(FakeGroq):
                  limit: int | None = None, period: float = 60.0):
         super().__init__(api_key=API_KEY)
         self.outputs = outputs
-        # names sorted longest first, grouped by their first 4 characters: the prompt's "- Name: X"
+        # names sorted longest first, grouped by their first 2 characters: the prompt's "- Name: X"
         # line may run into the next line when a template strips the newline after it
         self._names: dict[str, list[str]] = defaultdict(list)
         for name in sorted({k[1] for k in outputs}, key=len, reverse=True):
-            self._names[name[:4]].append(name)
+            self._names[name[:2]].append(name)
         self.latency = latency
         self.limit = limit
         self.period = period
@@ -77,6 +77,12 @@ class BenchGroq(FakeGroq):
         self.log: list[dict[str, Any]] = []
         self._local = threading.local()
         self.responder = self._respond
+
+    def start(self) -> "BenchGroq":
+        super().start()
+        if self._server is not None:  # connections reset by a SIGKILLed client: expected, not worth a traceback
+            self._server.handle_error = lambda request, client_address: None
+        return self
 
     def _respond(self, body: dict) -> Reply:
         now = time.monotonic()
@@ -114,7 +120,7 @@ class BenchGroq(FakeGroq):
 
     def _name(self, rest: str) -> str:
         rest = rest.strip()
-        for name in self._names.get(rest[:4], ()):
+        for name in self._names.get(rest[:2], ()):
             if rest == name or rest.startswith(name):
                 return name
         return rest
@@ -241,6 +247,27 @@ def count_outputs(site: Path) -> int:
 # ---------------------------------------------------------------------------- scenarios
 
 
+class _Progress:
+    """Logs the fake's answered count every `every` seconds while a long run goes on."""
+
+    def __init__(self, fake: "BenchGroq", expected: int, every: float = 60.0):
+        self.fake, self.expected, self.every = fake, expected, every
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        t0 = time.monotonic()
+        while not self.stop.wait(self.every):
+            log(f"  ... {self.fake.answered()} of {self.expected} answered after {time.monotonic() - t0:.0f} s")
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+
+
 def _figures(fake: BenchGroq, r, n_materials: int, expected: int, site: Path) -> dict[str, Any]:
     log_ = fake.snapshot()
     out = r.stdout + "\n" + r.stderr
@@ -287,7 +314,8 @@ class LLMBench:
         try:
             log(f"nolimit: {self.n} materials, {self.expected} expected calls, latency {self.latency} s, "
                 f"concurrency {self.concurrency}")
-            r = run(self.cmd, cwd=site, env=_env(fake))
+            with _Progress(fake, self.expected):
+                r = run(self.cmd, cwd=site, env=_env(fake))
             res = _figures(fake, r, self.n, self.expected, site)
             log(f"nolimit: {res['wall_s']} s, {res['materials_per_hour']} materials/hour, rc {r.rc}")
             if r.rc != 0:
@@ -334,7 +362,8 @@ class LLMBench:
             delivered_before = sum(1 for e in before if e["status"] == 200 and e["done"] and e["done"] <= t_kill)
             in_flight = sum(1 for e in before if e["status"] == 200 and not (e["done"] and e["done"] <= t_kill))
             present = count_outputs(site)
-            r = run(self.cmd, cwd=site, env=_env(fake))
+            with _Progress(fake, self.expected):
+                r = run(self.cmd, cwd=site, env=_env(fake))
             res = _figures(fake, r, self.n, self.expected, site)
             res["materials_per_hour"] = None  # two partial runs: see nolimit for throughput
             log_ = fake.snapshot()
@@ -378,7 +407,7 @@ class LLMBench:
                 f"latency {latency:.3f} s, {self.expected} expected calls")
             r = run(self.cmd, cwd=site, env=_env(fake))
             res = _figures(fake, r, self.n, self.expected, site)
-            acc = sorted(e["at"] for e in fake.snapshot() if e["status"] == 200)
+            acc = sorted(e["at"] for e in fake.snapshot() if e["status"] != 429)  # what the limit counted
             res.update(rate_figures(acc, rpm, period, r.wall))
             res.update({"limit": rpm, "period_s": period, "latency_s": latency})
             if r.rc != 0:
@@ -390,13 +419,15 @@ class LLMBench:
 
 
 def rate_figures(times: list[float], limit: int, period: float, wall: float) -> dict[str, Any]:
-    """Utilisation of a `limit` per `period` budget by requests sent at `times` (sorted).
+    """How much of a `limit` per `period` budget requests sent at `times` (sorted) used.
 
-    utilisation: the requests after the first full window's burst, per elapsed window, over the
-    limit: (n - limit) / ((last - first) / period) / limit. A client that sends `limit` at once and
-    then one each time an old one leaves the window scores ~100 %.
-    peak_in_window: most requests in any `period`-long window (must not exceed `limit`).
-    overall: n / (build wall time / period) / limit, including start-up and the tail.
+    utilisation_pct (the headline, sustained rate / limit): period / mean(t[k] - t[k - limit]) over
+    k >= limit. Each of the `limit` slots of the window is reused after that many seconds on average;
+    a client that reuses every slot the moment it leaves the window scores 100 %.
+    fixed_window_pct: mean count / limit over the complete `period`-long windows from the first request.
+    burst_corrected_pct: (n - limit) / ((last - first) / period) / limit (penalises a partial last burst).
+    overall_utilisation_pct: n / (build wall time / period) / limit, including start-up and the tail.
+    peak_in_window: most requests in any `period`-long window (at most `limit`, or the server says 429).
     """
     n = len(times)
     peak = 0
@@ -406,12 +437,25 @@ def rate_figures(times: list[float], limit: int, period: float, wall: float) -> 
             j += 1
         peak = max(peak, i - j + 1)
     span = times[-1] - times[0] if n > 1 else 0.0
-    util = ((n - limit) / (span / period) / limit * 100) if n > limit and span > 0 else None
+    gaps = [times[k] - times[k - limit] for k in range(limit, n)]
+    util = period / (sum(gaps) / len(gaps)) * 100 if gaps else None
+    full = int(span // period)
+    fixed = None
+    if full:
+        counts = [0] * full
+        for t in times:
+            w = int((t - times[0]) // period)
+            if w < full:
+                counts[w] += 1
+        fixed = sum(counts) / full / limit * 100
+    burst = ((n - limit) / (span / period) / limit * 100) if n > limit and span > 0 else None
+    r = lambda x: None if x is None else round(x, 1)  # noqa: E731
     return {
         "requests_sent": n, "peak_in_window": peak,
         "windows_elapsed": round(span / period, 2) if period else None,
-        "utilisation_pct": None if util is None else round(util, 1),
-        "overall_utilisation_pct": round(n / (wall / period) / limit * 100, 1) if wall else None,
+        "utilisation_pct": r(util), "fixed_window_pct": r(fixed), "burst_corrected_pct": r(burst),
+        "overall_utilisation_pct": r(n / (wall / period) / limit * 100) if wall else None,
+        "arrivals_s": [round(t - times[0], 3) for t in times],
     }
 
 

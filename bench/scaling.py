@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import pstats
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -65,7 +66,7 @@ def _stats_text(stats_file: Path, limit: int = 30) -> str:
 
 
 def profile_op(site: Path, op: str, out: Path) -> dict[str, Any]:
-    """Profile one `op` (noop | edit_author | edit_description) as an in-process build() in a fresh
+    """Profile one `op` (cold | noop | edit_author | edit_description) as an in-process build() in a fresh
     interpreter (so module-level caches are as cold as in a CLI run)."""
     n = len(material_files(site))
     stats = out / f"profile-{op}-{n}.pstats"
@@ -75,7 +76,10 @@ def profile_op(site: Path, op: str, out: Path) -> dict[str, Any]:
     frozen, chain = True, None
     try:
         run([sys.executable, "-m", "generator", "build", "--frozen", "-q", "--root", str(site)], cwd=REPO).check()
-        if op != "noop":
+        if op == "cold":
+            shutil.rmtree(site / "build", ignore_errors=True)
+            shutil.rmtree(site / ".cache", ignore_errors=True)
+        elif op != "noop":
             d = yaml.safe_load(original.decode("utf-8"))
             if op == "edit_author":
                 authors = list(yaml.safe_load((site / "data" / "authors.yaml").read_text(encoding="utf-8")))

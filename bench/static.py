@@ -213,6 +213,18 @@ def run_peers(n: int, scratch: Path, peers: str, runs: int) -> dict[str, Any]:
     return {"rc": p.returncode, "log": str(logf), "tsv": str(tsv), "rows": rows}
 
 
+def cached_peers(n: int, scratch: Path) -> dict[str, Any] | None:
+    """The last ssg_peers.sh results for N (peers do not change with our engine)."""
+    tsv = scratch / "results" / f"N{n}" / "results.tsv"
+    if not tsv.exists():
+        return None
+    with open(tsv, newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    import time as _t
+    return {"rc": 0, "tsv": str(tsv), "rows": rows, "reused": True,
+            "measured_at": _t.strftime("%Y-%m-%d %H:%M", _t.localtime(tsv.stat().st_mtime))}
+
+
 def _num(x: Any) -> float | None:
     try:
         return float(x)
@@ -230,8 +242,10 @@ def peer_ratios(size: dict[str, Any]) -> list[dict[str, Any]]:
         peer = {"cold": _num(row.get("cold_s")), "noop": _num(row.get("noop_s")), "edit": _num(row.get("edit_s"))}
         out.append({
             "peer": row.get("peer"), "version": row.get("version"), **{f"{k}_s": v for k, v in peer.items()},
+            "raw": {k: row.get(f"{k}_s") for k in peer},
             **{f"{k}_ratio": (round(peer[k] / site[k], 2) if peer[k] and site[k] else None) for k in peer},
-            "pages_per_s_cold": row.get("pages_per_s_cold"), "load": row.get("load1/busy_before/busy_during"),
+            "pages_per_s_cold": row.get("pages_per_s_cold"),
+            "load": (row.get("load1/busy_before/busy_during") or "").replace(" | ", "; "),
             "note": row.get("note"),
         })
     return out
