@@ -133,7 +133,7 @@ def cmd_llm(a: argparse.Namespace) -> int:
         n, latency, conc, rpm, period = a.materials, a.latency, a.concurrency, a.rpm, a.period
     scenarios = [s.strip() for s in a.scenarios.split(",") if s.strip()]
     res: dict[str, Any] = {"kind": "llm", "machine": machine_info()}
-    res["run"] = bench_llm(n, a.out, latency, conc, rpm, period, scenarios)
+    res["run"] = bench_llm(n, a.out, latency, conc, rpm, period, scenarios, warm_runs=1 if a.quick else 3)
     r = res["run"]
     targets = []
     if "nolimit" in r and latency == 3.3 and conc == 8:

@@ -292,7 +292,8 @@ def _figures(fake: BenchGroq, r, n_materials: int, expected: int, site: Path) ->
 
 
 class LLMBench:
-    def __init__(self, n: int, out: Path, latency: float, concurrency: int):
+    def __init__(self, n: int, out: Path, latency: float, concurrency: int, warm_runs: int = 3):
+        self.warm_runs = warm_runs
         self.n = n
         self.out = out
         self.work = out / "llm"
@@ -323,7 +324,7 @@ class LLMBench:
             # warm: everything present -> zero calls, the time of a no-op build
             fake.reset_log()
             warm, frozen = Measure("warm --chain groq"), Measure("no-op --frozen")
-            for _ in range(3):
+            for _ in range(self.warm_runs):
                 warm.add(run(self.cmd, cwd=site, env=_env(fake)))
                 frozen.add(run([*site_command(), "build", "--frozen"], cwd=site, env=_env(fake)))
             res["warm"] = {"calls_at_fake": len(fake.snapshot()), "median_s": round(warm.median, 3),
@@ -460,8 +461,8 @@ def rate_figures(times: list[float], limit: int, period: float, wall: float) -> 
 
 
 def bench_llm(n: int, out: Path, latency: float, concurrency: int, rpm: int | None, period: float,
-              scenarios: list[str]) -> dict[str, Any]:
-    b = LLMBench(n, out, latency, concurrency)
+              scenarios: list[str], warm_runs: int = 3) -> dict[str, Any]:
+    b = LLMBench(n, out, latency, concurrency, warm_runs)
     res: dict[str, Any] = {"materials": n, "latency_s": latency, "concurrency": concurrency,
                            "expected_calls": b.expected, "source": str(b.source), "load_before": loadavg()}
     if "nolimit" in scenarios:
