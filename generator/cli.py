@@ -42,11 +42,13 @@ def main() -> None:
 @click.option("--base-url", help="Override site.yaml's base_url (preview deployments).")
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=None,
               help="Concurrent LLM requests per provider for this run (default: each provider's `concurrency`).")
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="Processes rendering pages (default: one per core when many pages are stale).")
 @click.option("--batch", is_flag=True, help="Generate stale LLM components through the Groq Batch API.")
 @click.option("--no-wait", is_flag=True, help="With --batch: submit and exit; a later `site build --batch` ingests.")
 @click.option("--quiet", "-q", is_flag=True, help="Only print problems.")
-def build(root: Path, frozen: bool, chain: str | None, base_url: str | None, jobs: int | None, batch: bool,
-          no_wait: bool, quiet: bool) -> None:
+def build(root: Path, frozen: bool, chain: str | None, base_url: str | None, jobs: int | None,
+          workers: int | None, batch: bool, no_wait: bool, quiet: bool) -> None:
     """Build the site into its output folder (incremental)."""
     from .commands import run_build
 
@@ -55,7 +57,7 @@ def build(root: Path, frozen: bool, chain: str | None, base_url: str | None, job
     if no_wait and not batch:
         raise click.UsageError("--no-wait goes with --batch")
     sys.exit(_run(run_build, root, frozen=frozen, chain=_chain(chain), base_url=base_url, quiet=quiet,
-                  batch=batch, no_wait=no_wait, jobs=jobs))
+                  batch=batch, no_wait=no_wait, jobs=jobs, workers=workers))
 
 
 @main.command()
@@ -88,6 +90,17 @@ def status(root: Path, chain: str | None, no_health: bool) -> None:
     from .commands import run_status
 
     sys.exit(_run(run_status, root, chain=_chain(chain), health=not no_health))
+
+
+@main.command()
+@root_option
+@click.argument("component")
+@click.argument("slug")
+def prompt(root: Path, component: str, slug: str) -> None:
+    """Print the exact messages a build sends for COMPONENT of material SLUG."""
+    from .commands import run_prompt
+
+    sys.exit(_run(run_prompt, root, component=component, slug=slug))
 
 
 @main.command()

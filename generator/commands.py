@@ -25,11 +25,12 @@ def output_dir(root: Path) -> Path:
 
 
 def run_build(root: Path, *, frozen: bool = False, chain=None, base_url=None, quiet=False, regen=None,
-              batch: bool = False, no_wait: bool = False, jobs: int | None = None) -> int:
+              batch: bool = False, no_wait: bool = False, jobs: int | None = None,
+              workers: int | None = None) -> int:
     from .build import BuildOptions, build
 
     options = BuildOptions(frozen=frozen, chain=chain, base_url=base_url, quiet=quiet, regen=regen,
-                           progress=not quiet, batch=batch, no_wait=no_wait, jobs=jobs)
+                           progress=not quiet, batch=batch, no_wait=no_wait, jobs=jobs, workers=workers)
     try:
         report = build(root, options, say=_say)
     except FrozenStale as exc:  # the site was still built: say what happened, then fail
@@ -113,6 +114,13 @@ def run_status(root: Path, *, chain=None, health: bool = True) -> int:
     from .status import site_status
 
     site_status(root.resolve(), chain=chain, health=health, echo=click.echo)
+    return 0
+
+
+def run_prompt(root: Path, *, component: str, slug: str) -> int:
+    from .status import site_prompt
+
+    site_prompt(root.resolve(), component, slug, echo=click.echo)
     return 0
 
 

@@ -26,6 +26,19 @@ from .hashing import SCHEME, digest, short
 from .render import Renderer
 from .state import Memo, NodeRecord
 
+# Key parts ("input:density" -> hash, "definition" -> hash, ...) are kept packed into one string:
+# at 10,000 materials, 70,000 small dicts in the memo cost more to load and free than to use.
+_ITEM, _PAIR = "\x1e", "\x1f"
+
+
+def pack_parts(parts: dict[str, str]) -> str:
+    return _ITEM.join(f"{k}{_PAIR}{v}" for k, v in sorted(parts.items()))
+
+
+def unpack_parts(packed: str) -> dict[str, str]:
+    return dict(item.split(_PAIR, 1) for item in packed.split(_ITEM)) if packed else {}
+
+
 REASON_LABELS = {"definition": "definition changed (version, schema or params)",
                  "prompt": "prompt template changed", "template": "template changed", "site": "site settings changed"}
 
@@ -36,7 +49,7 @@ class ComponentNode:
     slug: str
     kind: str  # "llm" | "static"
     key: str | None  # None: blocked, a dependency has no output yet
-    parts: dict[str, str]
+    parts: str  # pack_parts() of what the key is made of, to explain a change
     status: str  # llm: fresh | stale | missing | kept | blocked; static: fresh | changed
     reasons: list[str] = field(default_factory=list)
     fingerprint: str | None = None  # llm: hash of what its messages are rendered from
@@ -68,7 +81,7 @@ class OutputNode:
 class Graph:
     components: dict[tuple[str, str], ComponentNode]
     outputs: dict[str, OutputNode]
-    memo: dict[str, tuple[str, dict]]
+    memo: dict[str, tuple]  # slug -> (material sig, node entries, view sig, page key)
 
     def stale_llm(self) -> list[ComponentNode]:
         return [n for n in self.components.values() if n.kind == "llm" and n.status != "fresh"]
@@ -93,8 +106,15 @@ class GraphBuilder:
         self._page_base: dict[str, str] = {}
         views = {c.template for c in site.components.values()}
         self.generation_sig = short([
-            renderer.site_sig, site.config.categories,
+            renderer.site_sig, renderer.text_sig, site.config.categories,
             [(rel, sources.sha(rel)) for rel in sources.under("components") if rel not in views],
+        ])
+        # What static keys and page keys depend on beyond a material's own files: while it is
+        # unchanged, a material whose files are unchanged keeps its keys without hashing anything.
+        self.view_sig = short([
+            renderer.site_sig, renderer.template_sig("material.html"),
+            sorted((c.name, renderer.template_sig(c.template)) for c in site.components.values()),
+            [renderer.category_context(k) for k in site.config.categories],
         ])
 
     # -- component nodes -----------------------------------------------------------------------
@@ -108,8 +128,12 @@ class GraphBuilder:
             parts.append(f"{c}={sources.sha(out.file) if out is not None else '-'}")
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
-    def component_nodes(self, material: Material, memo_entry: dict | None) -> dict[str, ComponentNode]:
+    def component_nodes(self, material: Material, memo_entry: dict | None,
+                        keys_valid: bool = False) -> dict[str, ComponentNode]:
+        """The material's component nodes; from `memo_entry` when its files are unchanged
+        (`keys_valid`: and the views too, so even static keys need no hashing)."""
         nodes: dict[str, ComponentNode] = {}
+        field_sigs: dict[str, str] = {}  # components share input fields: hash each field once
         listed = set(material.components)
         for name in self.site.component_order:
             if name not in listed:
@@ -120,11 +144,13 @@ class GraphBuilder:
                 # Fresh LLM nodes' parts live in self.parts; the memo keeps the others'.
                 key, parts, fingerprint = cached
                 if parts is None:
-                    parts = self.parts.get(f"{name}:{material.slug}", {})
+                    parts = self.parts.get(f"{name}:{material.slug}", "")
+                if component.kind == "static" and not keys_valid:
+                    key = self._static_key(component, material, parts)
             else:
-                key, parts, fingerprint = self._key(component, material, nodes)
-            if component.kind == "static":
-                key = self._static_key(component, material, parts)
+                key, parts, fingerprint = self._key(component, material, nodes, field_sigs)
+                if component.kind == "static":
+                    key = self._static_key(component, material, parts)
             nodes[name] = self._status(component, material, key, parts, nodes)
             nodes[name].fingerprint = fingerprint
         return nodes
@@ -137,14 +163,21 @@ class GraphBuilder:
                 deps[dep] = out.output
         return deps
 
-    def _key(self, component: Component, material: Material, done: dict[str, ComponentNode]):
+    def _key(self, component: Component, material: Material, done: dict[str, ComponentNode],
+             field_sigs: dict[str, str]):
         inputs = component.select_inputs(material)
-        parts = {f"input:{k}": short(v) for k, v in inputs.items() if k != "slug"}
+        parts = {}
+        for k, v in inputs.items():
+            if k != "slug":
+                sig = field_sigs.get(k)
+                if sig is None:
+                    sig = field_sigs[k] = short(v)
+                parts[f"input:{k}"] = sig
         if component.kind == "llm":
             deps = self._deps(component, material.slug)
             missing = [d for d in component.depends_on if d not in deps]
             if missing:
-                return None, {"blocked": ",".join(missing)}, None
+                return None, pack_parts({"blocked": ",".join(missing)}), None
             d = component.definition
             definition = {"version": component.version, "schema": d["schema"], "params": d.get("params", {})}
             dep_keys = {dep: done[dep].key if dep in done else None for dep in component.depends_on}
@@ -152,18 +185,18 @@ class GraphBuilder:
             parts.update({f"dep:{dep}": short(key) for dep, key in dep_keys.items()})
             # Everything the rendered messages are made of. When the output file recorded the same
             # fingerprint, its key is the key: no need to render the prompt again (cold builds).
-            fingerprint = short({"parts": parts, "deps": deps, "site": self.r.site_sig,
+            fingerprint = short({"parts": parts, "deps": deps, "site": self.r.site_sig, "text": self.r.text_sig,
                                  "category": self.r.category_context(material.category)})
             out = self.site.outputs.get((component.name, material.slug))
             if out is not None and out.key and out.inputs_sha256 == fingerprint:
-                return out.key, parts, fingerprint
+                return out.key, pack_parts(parts), fingerprint
             messages = self.r.messages(component, material, deps)
             key = digest({"node": "llm", "component": component.name, **definition,
                           "messages": messages, "deps": dep_keys})
-            return key, parts, fingerprint
-        return None, parts, None  # static: the key is _static_key(), over these parts
+            return key, pack_parts(parts), fingerprint
+        return None, pack_parts(parts), None  # static: the key is _static_key(), over these parts
 
-    def _static_key(self, component: Component, material: Material, parts: dict[str, str]) -> str:
+    def _static_key(self, component: Component, material: Material, parts: str) -> str:
         """Over its input fields' hashes (memoised: no parsing), its template, its dependencies'
         output files and the site settings: recomputed every build, cheaply."""
         sources, slug = self.site.sources, material.slug
@@ -174,10 +207,10 @@ class GraphBuilder:
                 "template": self.r.template_sig(component.template), "site": self.r.site_sig})
         deps = [f"{dep}={sources.sha(out.file)}" for dep in component.depends_on
                 if (out := self.site.outputs.get((dep, slug))) is not None]
-        text = "|".join([base, *(f"{k}={v}" for k, v in sorted(parts.items())), *deps])
+        text = "|".join([base, parts, *deps])
         return f"{SCHEME}:" + hashlib.sha256(text.encode()).hexdigest()
 
-    def _status(self, component: Component, material: Material, key: str | None, parts: dict,
+    def _status(self, component: Component, material: Material, key: str | None, parts: str,
                 done: dict[str, ComponentNode]) -> ComponentNode:
         node_id = f"{component.name}:{material.slug}"
         previous = self.parts.get(node_id)
@@ -188,7 +221,7 @@ class GraphBuilder:
             return node
         if key is None:
             node.status = "blocked"
-            node.reasons = [f"waits for {parts['blocked']} (no output yet)"]
+            node.reasons = [f"waits for {unpack_parts(parts)['blocked']} (no output yet)"]
             return node
         out = self.site.outputs.get((component.name, material.slug))
         if out is None:
@@ -251,13 +284,16 @@ class GraphBuilder:
             sig = self.material_sig(material)
             old = self.memo.get(slug)
             entry = old[1] if old is not None and old[0] == sig else None
-            nodes = self.component_nodes(material, entry)
+            if entry is not None and old[2] == self.view_sig:
+                nodes = self.component_nodes(material, entry, keys_valid=True)
+                page_key = old[3]
+            else:
+                nodes = self.component_nodes(material, entry)
+                page_key = self.material_page_key(material, nodes)
             for name, node in nodes.items():
                 components[(name, slug)] = node
-            page_key = self.material_page_key(material, nodes)
-            memo[slug] = (sig, {n: (node.key if node.kind == "llm" else None,
-                                    None if node.status == "fresh" and node.kind == "llm" else node.parts,
-                                    node.fingerprint) for n, node in nodes.items()})
+            memo[slug] = (sig, {n: (node.key, None if node.status == "fresh" and node.kind == "llm" else node.parts,
+                                    node.fingerprint) for n, node in nodes.items()}, self.view_sig, page_key)
             outputs[f"page:{slug}"] = self._output(f"page:{slug}", "material", slug, page_key,
                                                    (f"{material.category}/{slug}/index.html",))
         for key in site.config.categories:
@@ -284,10 +320,11 @@ class GraphBuilder:
         return Graph(components, outputs, memo)
 
 
-def explain(previous: dict[str, str] | None, parts: dict[str, str]) -> list[str]:
+def explain(previous_packed: str | None, parts_packed: str) -> list[str]:
     """Which parts of a key changed, in words a user understands."""
-    if previous is None:
+    if previous_packed is None:
         return ["new"]
+    previous, parts = unpack_parts(previous_packed), unpack_parts(parts_packed)
     reasons = []
     for name in sorted(set(previous) | set(parts)):
         if previous.get(name) == parts.get(name):

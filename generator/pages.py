@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from xml.sax.saxutils import escape as xml_escape
+from html import escape
 
 from .content import Site
 from .graph import ComponentNode, OutputNode, card, index_categories, sitemap_paths, _by_name
@@ -83,6 +83,6 @@ def sitemap_xml(site: Site, r: Renderer) -> str:
     lines = ['<?xml version="1.0" encoding="UTF-8"?>',
              '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">']
     for path in sitemap_paths(site):
-        lines.append(f"  <url><loc>{xml_escape(r.absolute(path))}</loc></url>")
+        lines.append(f"  <url><loc>{escape(r.absolute(path), quote=False)}</loc></url>")
     lines.append("</urlset>")
     return "\n".join(lines) + "\n"

@@ -65,17 +65,24 @@ class Renderer:
         loader = jinja2.FileSystemLoader([str(site.root / "layouts"), str(site.root)])
 
         def env(autoescape: bool, **extra: Any) -> jinja2.Environment:
-            # One bytecode cache per environment: compiled code depends on autoescape.
+            # One bytecode cache per environment: compiled code depends on its options, which
+            # Jinja's cache key (template name and source) does not cover.
             cache = None
             if bytecode_dir is not None:
-                folder = bytecode_dir / ("html" if autoescape else "text")
+                options = sorted((k, getattr(v, "__name__", v)) for k, v in extra.items())
+                folder = bytecode_dir / f"{'html' if autoescape else 'text'}-{short([jinja2.__version__, options])}"
                 folder.mkdir(parents=True, exist_ok=True)
                 cache = jinja2.FileSystemBytecodeCache(str(folder))
             return jinja2.Environment(loader=loader, bytecode_cache=cache, autoescape=autoescape,
-                                      keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, **extra)
+                                      keep_trailing_newline=True, **extra)
 
-        self.html = env(True)
+        # Layouts and views trim block lines; prompts and offline templates keep Jinja's
+        # defaults, so their `{%- -%}` markers alone decide where a line breaks.
+        self.html = env(True, trim_blocks=True, lstrip_blocks=True)
         self.text = env(False, undefined=jinja2.StrictUndefined)
+        # How prompts are rendered, beyond their templates: part of every prompt fingerprint, so
+        # a Jinja upgrade or an environment change renders prompts again instead of trusting them.
+        self.text_sig = short([jinja2.__version__, "text", "keep_trailing_newline", "strict"])
         for env in (self.html, self.text):
             env.filters["url"] = self.url
             env.filters["jsonld"] = jsonld_dumps

@@ -21,7 +21,7 @@ from typing import Any
 
 from .writer import atomic_write
 
-STATE_FORMAT = 10
+STATE_FORMAT = 12
 INDEX_FILE = "state.bin"
 MEMO_FILE = "memo.bin"
 # marshal's format belongs to the Python version: another version just rebuilds.
@@ -38,8 +38,8 @@ class NodeRecord:
 @dataclass
 class Memo:
     parse_cache: dict[str, Any] = field(default_factory=dict)  # rel -> (sha, token, parsed data)
-    parts: dict[str, dict[str, str]] = field(default_factory=dict)  # component node -> key parts (why stale)
-    keys: dict[str, tuple[str, dict]] = field(default_factory=dict)  # slug -> (material sig, its node keys)
+    parts: dict[str, str] = field(default_factory=dict)  # component node -> packed key parts (why stale)
+    keys: dict[str, tuple] = field(default_factory=dict)  # slug -> (material sig, node keys, view sig, page key)
     template_refs: dict[str, tuple[str, list[str]]] = field(default_factory=dict)  # jinja name -> (sig, refs)
 
 

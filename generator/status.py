@@ -83,3 +83,24 @@ def site_status(root: Path, chain: tuple[str, ...] | None, health: bool, echo: C
         echo("Providers:")
         for name, ok, detail in check_health(settings):
             echo(f"  {name:<10} {'ok' if ok else 'unavailable':<12} {detail}")
+
+
+def site_prompt(root: Path, component: str, slug: str, echo: Callable[[str], None]) -> None:
+    """The exact messages a build would send for one LLM component of one material."""
+    from .errors import InputError
+
+    site, renderer, graph = _load(root)
+    comp = site.components.get(component)
+    if comp is None or comp.kind != "llm":
+        llm = ", ".join(sorted(n for n, c in site.components.items() if c.kind == "llm"))
+        raise InputError(f"{component!r} is not an llm component (llm components: {llm})")
+    if slug not in site.materials:
+        raise InputError(f"unknown material slug {slug!r}")
+    node = graph.components.get((component, slug))
+    if node is None:
+        raise InputError(f"material {slug!r} does not use component {component!r}")
+    deps = {dep: site.outputs[(dep, slug)].output for dep in comp.depends_on if (dep, slug) in site.outputs}
+    echo(f"# {component}:{slug}  key {node.key or '-'}  status {node.status}")
+    for message in renderer.messages(comp, site.materials[slug], deps):
+        echo(f"--- {message['role']} ---")
+        echo(message["content"])

@@ -175,7 +175,9 @@ def _engine_build(root: Path, frozen: bool, chain: "list[str] | tuple[str, ...] 
                   say: Callable[[str], None] = lambda _: None) -> Any:
     from .build import BuildOptions, build
 
-    options = BuildOptions(frozen=frozen, quiet=True, chain=tuple(chain) if chain else None, base_url=None)
+    # workers=1: this process serves while it builds, and forking a threaded process is unsafe.
+    options = BuildOptions(frozen=frozen, quiet=True, chain=tuple(chain) if chain else None, base_url=None,
+                           workers=1)
     return build(root, options, say=say)
 
 

@@ -1,16 +1,25 @@
-"""YAML reading that reports where things are: file, line and field."""
+"""YAML reading that reports where things are: file, line and field.
+
+Reading uses yaml-rs (Rust, about 10x faster than PyYAML's C loader, which matters when a cold
+build reads 50,000 files) with YAML 1.2 core-schema semantics: `yes`/`no`/`on`/`off` are
+strings, `1e3` is a number, dates stay strings (JSON Schema has no date type) and a duplicate
+key is an error. Writing, and finding the line of a field when reporting a problem, use PyYAML,
+imported only then; the dumper quotes every string that YAML 1.2 would read as something else,
+so what we write reads back unchanged.
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Iterable
 
-import yaml
+import yaml_rs
 
 from .errors import Problem
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+_LINE_RE = re.compile(r"at line (\d+)")
+_DUPLICATE_RE = re.compile(r"duplicate mapping key: '?(.*?)'?$")
 
 
 class YamlSyntaxError(Exception):
@@ -21,17 +30,77 @@ class YamlSyntaxError(Exception):
 
 def parse(text: str, rel: str) -> Any:
     """Parse YAML text; a syntax error becomes a Problem naming the file and line."""
+    text = text.removeprefix("\ufeff")  # a byte-order mark is not part of the first key
+    if not text.strip():
+        return None  # an empty document, as PyYAML reads it
     try:
-        return yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        return yaml_rs.loads(text, parse_datetime=False)
+    except yaml_rs.YAMLDecodeError as exc:
+        message = str(exc).strip()
+        lines = [l for l in message.splitlines() if l.strip() and not re.match(r"^\s*(\d+\s*)?\|", l)]
+        reason = lines[-1].strip() if lines else "not valid YAML"
+        found = _LINE_RE.search(message)
+        line = int(found.group(1)) if found else None
+        duplicate = _DUPLICATE_RE.search(message)
+        if duplicate and line is None:
+            line = _duplicate_key_line(text, duplicate.group(1))
+        if reason.startswith("YAML parse error"):
+            reason = "not valid YAML"
         raise YamlSyntaxError(Problem(rel, f"invalid YAML: {reason}", line)) from None
 
 
+def _pyyaml() -> Any:
+    import yaml
+
+    return yaml
+
+
+def _compose(text: str) -> Any:
+    yaml = _pyyaml()
+    try:
+        return yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError:
+        return None
+
+
+def _duplicate_key_line(text: str, key: str) -> int | None:
+    """The line of the second occurrence of `key` in any mapping (PyYAML keeps duplicates)."""
+    yaml = _pyyaml()
+    todo = [_compose(text)]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, yaml.MappingNode):
+            seen = set()
+            for key_node, value_node in node.value:
+                if key_node.value == key and key in seen:
+                    return key_node.start_mark.line + 1
+                seen.add(key_node.value)
+                todo.append(value_node)
+        elif isinstance(node, yaml.SequenceNode):
+            todo.extend(node.value)
+    return None
+
+
+# Plain scalars YAML 1.2's core schema reads as numbers but YAML 1.1 (PyYAML's resolver) reads
+# as strings: the dumper must quote them.
+_CORE_FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$|^[-+]?\.(inf|Inf|INF)$|^\.(nan|NaN|NAN)$")
+_CORE_INT = re.compile(r"^[-+]?[0-9]+$|^0o[0-7]+$|^0x[0-9a-fA-F]+$")
+
+
+def _dumper() -> Any:
+    yaml = _pyyaml()
+    base = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+    class Dumper(base):  # type: ignore[misc, valid-type]
+        pass
+
+    Dumper.add_implicit_resolver("tag:yaml.org,2002:float", _CORE_FLOAT, list("-+.0123456789"))
+    Dumper.add_implicit_resolver("tag:yaml.org,2002:int", _CORE_INT, list("-+0123456789"))
+    return Dumper
+
+
 def dump(data: Any) -> str:
-    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+    return _pyyaml().dump(data, Dumper=_dumper(), sort_keys=False, allow_unicode=True, width=100)
 
 
 def line_of(text: str, path: Iterable[Any]) -> int | None:
@@ -40,10 +109,8 @@ def line_of(text: str, path: Iterable[Any]) -> int | None:
     Only called when reporting a problem, so composing the node tree again is fine. Falls back to
     the nearest existing parent.
     """
-    try:
-        node = yaml.compose(text, Loader=_Loader)
-    except yaml.YAMLError:
-        return None
+    yaml = _pyyaml()
+    node = _compose(text)
     line = node.start_mark.line + 1 if node is not None else None
     for step in path:
         if isinstance(node, yaml.MappingNode):

@@ -86,3 +86,12 @@ def built_example(tmp_path_factory) -> Path:
     result = run_site(root, "build", "--frozen")
     assert result.exit_code == 0, result.output
     return root
+
+
+def deliver_sigint() -> None:
+    """Popen preexec_fn for children a test stops with SIGINT: a shell starts background jobs
+    with SIGINT ignored, and a child inherits that, so Ctrl-C would never reach it."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+

@@ -17,6 +17,7 @@ import pytest
 
 from generator.devserver import EVENTS_PATH, DevServer, PortInUse, url_key
 from generator.errors import InputError, Problem
+from tests.conftest import deliver_sigint
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -409,7 +410,7 @@ def test_run_serve_subprocess(site: Path) -> None:
     )
     proc = subprocess.Popen([sys.executable, "-c", code, str(site)], cwd=site.parent,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, preexec_fn=deliver_sigint)
     try:
         line = proc.stdout.readline()
         assert line.startswith("Serving build/ at http://127.0.0.1:") and line.rstrip().endswith("/ (Ctrl-C to stop)")

@@ -219,3 +219,19 @@ def test_jobs_sets_concurrency_per_provider(site, ollama) -> None:
     result = run_site(site, "build", "--jobs", "4", env=env_for(ollama, chain="ollama"))
     assert result.exit_code == 0, result.output
     assert ollama.max_in_flight == 4  # site.yaml says 2 for ollama
+
+
+def test_site_prompt_prints_exactly_what_the_model_receives(site, ollama) -> None:
+    assert run_site(site, "build", env=env_for(ollama)).exit_code == 0
+    sent = [c.body for c in ollama.chat_calls() if component_of(c.body) == "caption" and "Oak" in str(c.body)]
+    assert len(sent) == 1
+    user = next(m["content"] for m in sent[0]["messages"] if m["role"] == "user")
+    # The fact sheet is one fact per line (a Jinja whitespace setting once ran these together).
+    assert "\n- Name: Oak\n- Category: Woods\n" in user
+    assert "\nPhysical properties:\n- density: 0.75 g/cm³\n" in user
+    shown = run_site(site, "prompt", "caption", "oak")
+    assert shown.exit_code == 0, shown.output
+    assert shown.output.split("--- user ---\n", 1)[1].rstrip("\n") == user
+    assert "status fresh" in shown.output.splitlines()[0]
+    wrong = run_site(site, "prompt", "table", "oak")
+    assert wrong.exit_code == 2 and "not an llm component" in wrong.output

@@ -29,6 +29,7 @@ import yaml
 from generator.devserver import PortInUse
 from generator.errors import InputError, Problem
 from generator.watch import SiteFilter, describe, run_watch
+from tests.conftest import deliver_sigint
 
 REPO = Path(__file__).resolve().parents[1]
 SITE_BIN = Path(sys.executable).parent / "site"
@@ -408,9 +409,10 @@ class SiteWatch:
 
     def __init__(self, root: Path, *args: str):
         cmd = [str(SITE_BIN), "watch", "--root", str(root), "--port", "0", *args]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
+        # faulthandler: a watch that hangs on stop is made to print every thread's stack (SIGABRT)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1", "PYTHONFAULTHANDLER": "1"}
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     env=env, cwd=root)
+                                     env=env, cwd=root, preexec_fn=deliver_sigint)
         self.lines: list[str] = []
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -436,9 +438,21 @@ class SiteWatch:
         try:
             code = self.proc.wait(10)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError(f"site watch did not stop on SIGINT: {self.lines}") from None
+            try:
+                masks = [l for l in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines()
+                         if l.startswith("Sig")]
+            except OSError:
+                masks = []
+            self.lines.append(f"signal masks: {masks}")
+            self.proc.send_signal(signal.SIGABRT)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.reader.join(5)
+            stacks = "\n".join(self.lines)
+            raise AssertionError(f"site watch did not stop on SIGINT:\n{stacks}") from None
         self.reader.join(5)
         return code
 

@@ -8,8 +8,8 @@ import json
 from typing import Callable, Sequence
 
 import jinja2
-import yaml
 
+from ... import yamlio
 from ...errors import SiteError
 from ..settings import ProviderSettings
 from .base import Completion, Provider, ProviderUnavailable, short, usage_of
@@ -38,8 +38,8 @@ class TemplateProvider(Provider):
             json.loads(text)
         except ValueError:
             try:
-                data = yaml.safe_load(text)
-            except yaml.YAMLError:
+                data = yamlio.parse(text, "offline template output")
+            except yamlio.YamlSyntaxError:
                 data = None
             if isinstance(data, dict):
                 text = json.dumps(data, ensure_ascii=False)
