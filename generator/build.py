@@ -150,14 +150,14 @@ class _Build:
             writer.remove(rel)
         report.written, report.removed = writer.written, writer.removed
 
-        fresh_parts = {n.id: n.parts for n in graph.components.values()
-                       if n.kind == "llm" and n.status == "fresh" and n.key}
+        fresh_parts = {n.id: n.parts for n in graph.components.values()  # None: not recomputed
+                       if n.kind == "llm" and n.status == "fresh" and n.key and n.parts is not None}
         save_state(self.cache_dir, BuildState(
             files=sources.record(), nodes=new_nodes, options=options_sig, stale_llm=tuple(report.stale_llm),
             pending_llm=any(n.needs_production or n.status == "blocked" for n in graph.components.values()),
             warnings=tuple(report.warnings), config=(sources.sha("site.yaml"), site_config)),
-            Memo(parse_cache=parse_cache, parts={**memo.parts, **fresh_parts}, keys=graph.memo,
-                 template_refs=renderer.refs_memo))
+            Memo(parse_cache=parse_cache, keys=graph.memo, template_refs=renderer.refs_memo),
+            memo.parts.with_updates(fresh_parts))
         return self._finish(report)
 
     def _finish(self, report: BuildReport) -> BuildReport:
@@ -352,23 +352,30 @@ class _Build:
         from .renderpool import render_nodes, worker_count
 
         def render_one(node: OutputNode) -> tuple[list[str], str | None]:
-            """Render and write one node: (files written, failure)."""
+            """Render one node and queue its files for writing: (files, failure)."""
             try:
                 files = render_output(node, site, renderer, graph.components)
             except TemplateFailure as exc:
                 return [], f"{node.id}: {exc.problem}"
-            written = [rel for rel, data in files.items() if writer.write(rel, data)]
-            if node.kind == "material":  # written: its parsed data need not stay in memory
+            for rel, data in files.items():
+                writer.write(rel, data)
+            if node.kind == "material":  # queued: its parsed data need not stay in memory
                 site.release(node.subject)
-            return written, None
+            return list(files), None
+
+        def flush() -> list[str]:
+            writer.flush()
+            return writer.written
 
         # Material pages are independent of each other: many at once are spread over the cores.
         pages = [n for n in graph.outputs.values() if n.stale and n.kind == "material"]
         workers = worker_count(self.options.workers, len(pages))
-        results = dict(zip((n.id for n in pages), render_nodes(pages, render_one, workers)))
+        writer.threads = 0 if workers > 1 else writer.threads  # the cores are busy rendering
+        page_results, written_by = render_nodes(pages, render_one, workers, flush)
+        results = dict(zip((n.id for n in pages), page_results))
 
         records: dict[str, NodeRecord] = {}
-        written: list[str] = []
+        queued: list[str] = []
         for node in graph.outputs.values():
             if not node.stale:
                 records[node.id] = NodeRecord(node.key, node.outputs)
@@ -381,10 +388,13 @@ class _Build:
                 if old is not None:  # keep owning the old file; retried next build
                     records[node.id] = NodeRecord("failed", old.outputs)
                 continue
-            written += files
+            queued += files
             report.rendered.append(node.id)
             records[node.id] = NodeRecord(node.key, node.outputs)
-        writer.written = written  # pages written by worker processes included
+        writer.flush()
+        # Files whose bytes were already there were not written; worker processes' included.
+        written = set(writer.written).union(*written_by)
+        writer.written = [rel for rel in queued if rel in written]
         return records
 
 

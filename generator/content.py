@@ -58,7 +58,7 @@ class MaterialSummary(NamedTuple):
     data_sig: str  # fingerprint of every field: the material page's key uses it
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Material:
     summary: MaterialSummary
     file: str  # relative path of the material's YAML file
@@ -105,7 +105,7 @@ class Component:
         return {k: v for k, v in material.data.items() if k in fields}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GeneratedOutput:
     """content/components/<component>/<slug>.yaml: the reviewed record of an LLM component."""
 

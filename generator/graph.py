@@ -29,6 +29,7 @@ from .state import Memo, NodeRecord
 # Key parts ("input:density" -> hash, "definition" -> hash, ...) are kept packed into one string:
 # at 10,000 materials, 70,000 small dicts in the memo cost more to load and free than to use.
 _ITEM, _PAIR = "\x1e", "\x1f"
+OUTPUT_KEY = "="  # in the memo: "the key its output file recorded" (a fresh LLM node)
 
 
 def pack_parts(parts: dict[str, str]) -> str:
@@ -43,14 +44,14 @@ REASON_LABELS = {"definition": "definition changed (version, schema or params)",
                  "prompt": "prompt template changed", "template": "template changed", "site": "site settings changed"}
 
 
-@dataclass
+@dataclass(slots=True)  # 70,000 of them at 10,000 materials
 class ComponentNode:
     component: str
     slug: str
     kind: str  # "llm" | "static"
     key: str | None  # None: blocked, a dependency has no output yet
-    parts: str  # pack_parts() of what the key is made of, to explain a change
-    status: str  # llm: fresh | stale | missing | kept | blocked; static: fresh | changed
+    parts: str | None  # pack_parts() of what the key is made of (None: memoised, not recomputed)
+    status: str  # llm: fresh | stale | missing | kept | blocked; static: fresh
     reasons: list[str] = field(default_factory=list)
     fingerprint: str | None = None  # llm: hash of what its messages are rendered from
 
@@ -63,7 +64,7 @@ class ComponentNode:
         return self.kind == "llm" and self.status in ("stale", "missing")
 
 
-@dataclass
+@dataclass(slots=True)
 class OutputNode:
     id: str  # "page:aluminum", "category:metal", "index", "sitemap", "asset:assets/css/site.css"...
     kind: str
@@ -104,6 +105,7 @@ class GraphBuilder:
         # components' view templates: editing those re-renders pages, it changes no key here.
         self._static_base: dict[str, str] = {}  # per component / category: hashed once per build
         self._page_base: dict[str, str] = {}
+        self._llm_bases: dict[str, tuple[dict, str, str]] = {}
         views = {c.template for c in site.components.values()}
         self.generation_sig = short([
             renderer.site_sig, renderer.text_sig, site.config.categories,
@@ -141,10 +143,10 @@ class GraphBuilder:
             component = self.site.components[name]
             cached = memo_entry.get(name) if memo_entry else None
             if cached is not None:
-                # Fresh LLM nodes' parts live in self.parts; the memo keeps the others'.
                 key, parts, fingerprint = cached
-                if parts is None:
-                    parts = self.parts.get(f"{name}:{material.slug}", "")
+                if key == OUTPUT_KEY:  # it was fresh: the key and fingerprint its output recorded
+                    out = self.site.outputs[(name, material.slug)]
+                    key, fingerprint = out.key, fingerprint or out.inputs_sha256
                 if component.kind == "static" and not keys_valid:
                     key = self._static_key(component, material, parts)
             else:
@@ -178,10 +180,9 @@ class GraphBuilder:
             missing = [d for d in component.depends_on if d not in deps]
             if missing:
                 return None, pack_parts({"blocked": ",".join(missing)}), None
-            d = component.definition
-            definition = {"version": component.version, "schema": d["schema"], "params": d.get("params", {})}
+            definition, definition_sig, prompt_sig = self._llm_base(component)
             dep_keys = {dep: done[dep].key if dep in done else None for dep in component.depends_on}
-            parts.update({"definition": short(definition), "prompt": self.r.prompt_sig(component)})
+            parts.update({"definition": definition_sig, "prompt": prompt_sig})
             parts.update({f"dep:{dep}": short(key) for dep, key in dep_keys.items()})
             # Everything the rendered messages are made of. When the output file recorded the same
             # fingerprint, its key is the key: no need to render the prompt again (cold builds).
@@ -195,6 +196,15 @@ class GraphBuilder:
                           "messages": messages, "deps": dep_keys})
             return key, pack_parts(parts), fingerprint
         return None, pack_parts(parts), None  # static: the key is _static_key(), over these parts
+
+    def _llm_base(self, component: Component) -> tuple[dict, str, str]:
+        """An LLM component's definition and the hashes of it and its prompt: once per build."""
+        base = self._llm_bases.get(component.name)
+        if base is None:
+            d = component.definition
+            definition = {"version": component.version, "schema": d["schema"], "params": d.get("params", {})}
+            base = self._llm_bases[component.name] = (definition, short(definition), self.r.prompt_sig(component))
+        return base
 
     def _static_key(self, component: Component, material: Material, parts: str) -> str:
         """Over its input fields' hashes (memoised: no parsing), its template, its dependencies'
@@ -212,12 +222,8 @@ class GraphBuilder:
 
     def _status(self, component: Component, material: Material, key: str | None, parts: str,
                 done: dict[str, ComponentNode]) -> ComponentNode:
-        node_id = f"{component.name}:{material.slug}"
-        previous = self.parts.get(node_id)
         node = ComponentNode(component.name, material.slug, component.kind, key, parts, "fresh")
         if component.kind == "static":
-            if previous is not None and previous != parts:
-                node.status, node.reasons = "changed", explain(previous, parts)
             return node
         if key is None:
             node.status = "blocked"
@@ -227,7 +233,8 @@ class GraphBuilder:
         if out is None:
             node.status, node.reasons = "missing", ["no output yet"]
         elif out.key != key:
-            reasons = explain(previous, parts) if previous else ["inputs changed since it was generated"]
+            previous = self.parts.get(node.id)
+            reasons = explain(previous, parts) if previous and parts else ["inputs changed since it was generated"]
             if out.kept:
                 node.status = "kept"
                 why = "pinned" if out.pinned else "edited by hand"
@@ -235,6 +242,14 @@ class GraphBuilder:
             else:
                 node.status, node.reasons = "stale", reasons
         return node
+
+    def _memo_entry(self, node: ComponentNode) -> tuple:
+        """What the memo keeps of a node: a fresh LLM node's key and fingerprint are its output
+        file's (it names them rather than repeat 40,000 keys) and its parts are in memo.parts."""
+        if node.kind == "llm" and node.status == "fresh":
+            out = self.site.outputs[(node.component, node.slug)]
+            return OUTPUT_KEY, None, None if node.fingerprint == out.inputs_sha256 else node.fingerprint
+        return node.key, node.parts, node.fingerprint
 
     # -- output nodes --------------------------------------------------------------------------
 
@@ -292,8 +307,7 @@ class GraphBuilder:
                 page_key = self.material_page_key(material, nodes)
             for name, node in nodes.items():
                 components[(name, slug)] = node
-            memo[slug] = (sig, {n: (node.key, None if node.status == "fresh" and node.kind == "llm" else node.parts,
-                                    node.fingerprint) for n, node in nodes.items()}, self.view_sig, page_key)
+            memo[slug] = (sig, {n: self._memo_entry(node) for n, node in nodes.items()}, self.view_sig, page_key)
             outputs[f"page:{slug}"] = self._output(f"page:{slug}", "material", slug, page_key,
                                                    (f"{material.category}/{slug}/index.html",))
         for key in site.config.categories:

@@ -73,8 +73,10 @@ class Renderer:
                 folder = bytecode_dir / f"{'html' if autoescape else 'text'}-{short([jinja2.__version__, options])}"
                 folder.mkdir(parents=True, exist_ok=True)
                 cache = jinja2.FileSystemBytecodeCache(str(folder))
+            # auto_reload off: a Renderer lives for one build, so a template need not be
+            # stat-ed again each time it renders (thousands of times in a cold build).
             return jinja2.Environment(loader=loader, bytecode_cache=cache, autoescape=autoescape,
-                                      keep_trailing_newline=True, **extra)
+                                      keep_trailing_newline=True, auto_reload=False, **extra)
 
         # Layouts and views trim block lines; prompts and offline templates keep Jinja's
         # defaults, so their `{%- -%}` markers alone decide where a line breaks.

@@ -14,7 +14,7 @@ renders in-process.
 from __future__ import annotations
 
 import os
-from typing import Callable, Sequence, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 Node = TypeVar("Node")
 Result = TypeVar("Result")
@@ -35,10 +35,16 @@ def worker_count(requested: int | None, stale: int) -> int:
     return max(1, min(cores, stale // MIN_NODES_PER_WORKER))
 
 
-def render_nodes(nodes: Sequence[Node], render_one: Callable[[Node], Result], workers: int) -> list[Result]:
-    """`[render_one(n) for n in nodes]`, spread over `workers` processes; results in order."""
+def render_nodes(nodes: Sequence[Node], render_one: Callable[[Node], Result], workers: int,
+                 finish: Callable[[], Any]) -> tuple[list[Result], list[Any]]:
+    """`[render_one(n) for n in nodes]`, spread over `workers` processes, results in order; and
+    what `finish()` returned in each process once its share was done (e.g. the files it wrote).
+
+    Call it before this process starts any thread: a fork copies only the calling thread.
+    """
     if workers <= 1 or len(nodes) < 2:
-        return [render_one(n) for n in nodes]
+        results = [render_one(n) for n in nodes]
+        return results, [finish()]
     import multiprocessing
 
     context = multiprocessing.get_context("fork")
@@ -46,7 +52,7 @@ def render_nodes(nodes: Sequence[Node], render_one: Callable[[Node], Result], wo
     children = []
     for share in shares[1:]:
         receive, send = context.Pipe(duplex=False)
-        process = context.Process(target=_work, args=(nodes, share, render_one, send), daemon=True)
+        process = context.Process(target=_work, args=(nodes, share, render_one, finish, send), daemon=True)
         process.start()
         send.close()
         children.append((share, process, receive))
@@ -54,6 +60,7 @@ def render_nodes(nodes: Sequence[Node], render_one: Callable[[Node], Result], wo
     results: list = [None] * len(nodes)
     for i in shares[0]:
         results[i] = render_one(nodes[i])
+    finished = [finish()]
     for share, process, receive in children:
         try:
             got = receive.recv()
@@ -62,17 +69,19 @@ def render_nodes(nodes: Sequence[Node], render_one: Callable[[Node], Result], wo
         process.join()
         receive.close()
         if got is None:
-            got = [render_one(nodes[i]) for i in share]
-        for i, result in zip(share, got):
+            got = ([render_one(nodes[i]) for i in share], finish())
+        for i, result in zip(share, got[0]):
             results[i] = result
-    return results
+        finished.append(got[1])
+    return results, finished
 
 
-def _work(nodes: Sequence, share: list[int], render_one: Callable, send) -> None:
+def _work(nodes: Sequence, share: list[int], render_one: Callable, finish: Callable, send) -> None:
     try:
         results = [render_one(nodes[i]) for i in share]
+        done = finish()
     except BaseException:  # a bug: the parent renders this share again and raises it there
         send.send(None)
         raise
-    send.send(results)
+    send.send((results, done))
     send.close()

@@ -32,6 +32,7 @@ class Sources:
 
     def __init__(self, root: Path, previous: dict[str, tuple[Signature, str]], extra: tuple[str, ...] = ()):
         self.root = root
+        self._root = os.fspath(root)
         self.previous = previous
         self.signatures: dict[str, Signature] = {}
         self._shas: dict[str, str] = {}
@@ -57,7 +58,10 @@ class Sources:
             if entry.is_dir(follow_symlinks=False):
                 self._scan(Path(entry.path), child)
             elif entry.is_file(follow_symlinks=False):
-                self.signatures[child] = _signature(entry.stat(follow_symlinks=False))
+                sig = _signature(entry.stat(follow_symlinks=False))
+                prev = self.previous.get(child)
+                # unchanged: share the recorded tuple (50,000 fewer objects at 10,000 materials)
+                self.signatures[child] = prev[0] if prev is not None and prev[0] == sig else sig
 
     # -- queries -------------------------------------------------------------------------------
 
@@ -88,23 +92,43 @@ class Sources:
             if prev is not None and prev[0] == self.signatures[rel]:
                 sha = prev[1]
             else:
-                sha = bytes_sha(self.read_bytes(rel))
+                data = self._read(rel)
+                sha = bytes_sha(data)
+                self._bytes[rel] = data  # hashed to be parsed next, most likely: read once
             self._shas[rel] = sha
         return sha
 
     def read_bytes(self, rel: str) -> bytes:
-        data = self._bytes.get(rel)
-        if data is None:
-            data = (self.root / rel).read_bytes()
-            self._bytes[rel] = data
-        return data
+        """The file's bytes (not kept: a cold build of 10,000 materials reads 50,000 files)."""
+        data = self._bytes.pop(rel, None)
+        return data if data is not None else self._read(rel)
+
+    def _read(self, rel: str) -> bytes:
+        # os-level reads: a quarter of the syscalls of open().read(), which matters on
+        # filesystems where each one costs tens of microseconds.
+        fd = os.open(os.path.join(self._root, rel), os.O_RDONLY)
+        try:
+            size = self.signatures[rel][0] if rel in self.signatures else 65536
+            data = os.read(fd, size + 1)
+            if len(data) <= size:
+                return data
+            chunks = [data]  # it grew since the scan: read to the end
+            while chunk := os.read(fd, 1 << 20):
+                chunks.append(chunk)
+            return b"".join(chunks)
+        finally:
+            os.close(fd)
 
     def read_text(self, rel: str) -> str:
         return self.read_bytes(rel).decode("utf-8")
 
     def record(self) -> dict[str, tuple[Signature, str]]:
         """Signatures and hashes of every file, for the next build's state."""
-        return {rel: (sig, self.sha(rel)) for rel, sig in self.signatures.items()}
+        previous, record = self.previous, {}
+        for rel, sig in self.signatures.items():
+            prev = previous.get(rel)
+            record[rel] = prev if prev is not None and prev[0] is sig else (sig, self.sha(rel))
+        return record
 
     def update(self, rel: str, data: bytes) -> None:
         """Record a file the build itself just wrote (a generated component output)."""

@@ -44,9 +44,6 @@ def site_status(root: Path, chain: tuple[str, ...] | None, health: bool, echo: C
     echo(f"LLM components: {len(llm_nodes) - len(stale)} fresh, {len(stale)} not fresh")
     for node in sorted(stale, key=lambda n: (n.slug, n.component)):
         echo(f"  {node.component:<12} {node.slug:<28} {node.status:<8} {'; '.join(node.reasons)}")
-    changed = [n for n in graph.components.values() if n.kind == "static" and n.status == "changed"]
-    for node in sorted(changed, key=lambda n: (n.slug, n.component)):
-        echo(f"  {node.component:<12} {node.slug:<28} changed  {'; '.join(node.reasons)}")
     pages = graph.stale_outputs()
     echo(f"Output files to render: {len(pages)} of {len(graph.outputs)}")
     for node in pages[:50]:

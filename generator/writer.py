@@ -12,19 +12,38 @@ from pathlib import Path, PurePosixPath
 from .errors import InputError, Problem
 
 
-def safe_join(base: Path, rel: str) -> Path:
-    """`base/rel`, refusing anything that could land outside `base`."""
+def _checked_parts(rel: str) -> tuple[str, ...]:
     parts = PurePosixPath(rel).parts
     if (not parts or PurePosixPath(rel).is_absolute() or any(p in ("..", ".", "") for p in parts)
             or "\\" in rel or "\x00" in rel):
         raise InputError("refusing to write outside the site", [Problem(rel, "unsafe output path")])
+    return parts
+
+
+def safe_join(base: Path, rel: str, safe_dirs: set[str] | None = None) -> Path:
+    """`base/rel`, refusing anything that could land outside `base`.
+
+    `safe_dirs` (folders below `base` already found safe in this build, "" for `base`) saves
+    resolving the same parent folders again for every file written into them.
+    """
+    parts = _checked_parts(rel)
     path = base.joinpath(*parts)
     # Resolve symlinks in the existing parents too: a symlinked folder must not lead outside.
+    # Folders that do not exist yet are made by us, so only the nearest existing one matters.
+    folder = "/".join(parts[:-1])
+    if safe_dirs is not None and folder in safe_dirs:
+        return path
     parent = path.parent
-    while not parent.exists() and parent != base:
+    while parent != base and not (safe_dirs is not None and
+                                  parent.relative_to(base).as_posix() in safe_dirs) and not parent.exists():
         parent = parent.parent
-    if not parent.resolve().is_relative_to(base.resolve()):
-        raise InputError("refusing to write outside the site", [Problem(rel, "output path leaves the site")])
+    rel_parent = "" if parent == base else parent.relative_to(base).as_posix()
+    if safe_dirs is None or rel_parent not in safe_dirs:
+        if not parent.resolve().is_relative_to(base.resolve()):
+            raise InputError("refusing to write outside the site", [Problem(rel, "output path leaves the site")])
+    if safe_dirs is not None:
+        safe_dirs.add(rel_parent)
+        safe_dirs.add(folder)  # below a safe folder, made by atomic_write if missing
     return path
 
 
@@ -55,26 +74,53 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 
 class OutputWriter:
-    """Writes into the output folder, skipping files whose bytes are already there."""
+    """Writes into the output folder, skipping files whose bytes are already there.
 
-    def __init__(self, out_dir: Path):
+    Writes run on a few threads: creating a folder or a file can cost a filesystem 0.1 to 0.6 ms,
+    time the GIL-free syscalls can spend while the caller renders the next page (with every
+    core rendering, threads only contend: `threads=0` writes in the caller's thread).
+    `flush()` waits for pending writes (and raises the first error); `written` is complete after.
+    """
+
+    def __init__(self, out_dir: Path, threads: int = 4):
         self.out_dir = out_dir
+        self.threads = threads  # 0: write in the caller's thread
         self.written: list[str] = []
         self.removed: list[str] = []
         self._exists: dict[str, bool] = {}  # one stat per file per build, however often asked
         self._out = os.fspath(out_dir)
+        self._pool = None
+        self._pending: list = []
+        self._safe_dirs: set[str] = set()
 
-    def write(self, rel: str, data: bytes) -> bool:
-        path = safe_join(self.out_dir, rel)
+    def write(self, rel: str, data: bytes) -> None:
+        path = safe_join(self.out_dir, rel, self._safe_dirs)  # refused here, in the caller
+        self._exists[rel] = True
+        if not self.threads:
+            return self._write(rel, path, data)
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="site-writer")
+        self._pending.append(self._pool.submit(self._write, rel, path, data))
+
+    def _write(self, rel: str, path: Path, data: bytes) -> None:
         try:
             if path.stat().st_size == len(data) and path.read_bytes() == data:
-                return False
+                return
         except FileNotFoundError:
             pass
         atomic_write(path, data)
-        self._exists[rel] = True
-        self.written.append(rel)
-        return True
+        self.written.append(rel)  # list.append is atomic: no lock needed
+
+    def flush(self) -> None:
+        """Wait for every write; raise the first that failed."""
+        pending, self._pending = self._pending, []
+        for future in pending:
+            future.result()
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
     def exists(self, rel: str) -> bool:
         found = self._exists.get(rel)
