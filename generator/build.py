@@ -193,7 +193,8 @@ class _Build:
         from .render import TemplateFailure
 
         try:
-            return GraphBuilder(site, renderer, state.nodes, memo, writer.exists).build(previous, changed)
+            return GraphBuilder(site, renderer, state.nodes, memo, writer.exists).build(
+                previous, changed, workers=self.options.workers if previous is None else 1)
         except TemplateFailure as exc:
             raise InputError("a prompt template failed", [exc.problem]) from None
 
@@ -349,7 +350,7 @@ class _Build:
                 writer: OutputWriter, report: BuildReport) -> dict[str, NodeRecord]:
         from .pages import render_output
         from .render import TemplateFailure
-        from .renderpool import render_nodes, worker_count
+        from .forkpool import fork_map, worker_count
 
         def render_one(node: OutputNode) -> tuple[list[str], str | None]:
             """Render one node and queue its files for writing: (files, failure)."""
@@ -371,7 +372,7 @@ class _Build:
         pages = [n for n in graph.outputs.values() if n.stale and n.kind == "material"]
         workers = worker_count(self.options.workers, len(pages))
         writer.threads = 0 if workers > 1 else writer.threads  # the cores are busy rendering
-        page_results, written_by = render_nodes(pages, render_one, workers, flush)
+        page_results, written_by = fork_map(pages, render_one, workers, flush)
         results = dict(zip((n.id for n in pages), page_results))
 
         records: dict[str, NodeRecord] = {}

@@ -11,7 +11,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, Iterable, NamedTuple
 
 from . import yamlio
 from .config import SiteConfig, schema_problems
@@ -97,12 +97,17 @@ class Component:
     def jinja_name(self, value: str) -> str:
         return f"{self.folder}/{value}"
 
+    def input_names(self, fields: Iterable[str]) -> list[str]:
+        """Which of a material's `fields` this component may see (declared inputs + identity)."""
+        if self.inputs is None:
+            return list(fields)
+        wanted = set(self.inputs) | set(ALWAYS_INPUTS)
+        return [k for k in fields if k in wanted]
+
     def select_inputs(self, material: Material) -> dict[str, Any]:
         """The material fields this component may see (its declared inputs + identity)."""
-        if self.inputs is None:
-            return dict(material.data)
-        fields = set(self.inputs) | set(ALWAYS_INPUTS)
-        return {k: v for k, v in material.data.items() if k in fields}
+        data = material.data
+        return {k: data[k] for k in self.input_names(data)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,7 +322,7 @@ class _Loader:
                     if problems:
                         self.problems.extend(problems)
                         continue
-                material = self.material(rel, data, components)
+                material = self.material(rel, data)
                 if material is None:
                     continue
                 self.remember(rel, schema_token, material.summary)
@@ -339,7 +344,7 @@ class _Loader:
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise InputError("the material schema is not valid JSON", [Problem(schema_rel, str(exc))]) from None
 
-    def material(self, rel: str, data: dict, components: dict[str, Component]) -> Material | None:
+    def material(self, rel: str, data: dict) -> Material | None:
         stem = PurePosixPath(rel).stem
         slug = data.get("slug", stem)
         ok = True

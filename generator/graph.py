@@ -130,6 +130,12 @@ class GraphBuilder:
             parts.append(f"{c}={sources.sha(out.file) if out is not None else '-'}")
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
+    def _memo_hit(self, material: Material) -> tuple[str, tuple | None]:
+        """The material's signature, and its memo entry if that entry still holds."""
+        sig = self.material_sig(material)
+        old = self.memo.get(material.slug)
+        return sig, old if old is not None and old[0] == sig else None
+
     def component_nodes(self, material: Material, memo_entry: dict | None,
                         keys_valid: bool = False) -> dict[str, ComponentNode]:
         """The material's component nodes; from `memo_entry` when its files are unchanged
@@ -167,14 +173,9 @@ class GraphBuilder:
 
     def _key(self, component: Component, material: Material, done: dict[str, ComponentNode],
              field_sigs: dict[str, str]):
-        inputs = component.select_inputs(material)
-        parts = {}
-        for k, v in inputs.items():
-            if k != "slug":
-                sig = field_sigs.get(k)
-                if sig is None:
-                    sig = field_sigs[k] = short(v)
-                parts[f"input:{k}"] = sig
+        if not field_sigs:  # once per material: its components share input fields
+            field_sigs.update((k, short(v)) for k, v in material.data.items() if k != "slug")
+        parts = {f"input:{k}": field_sigs[k] for k in component.input_names(field_sigs)}
         if component.kind == "llm":
             deps = self._deps(component, material.slug)
             missing = [d for d in component.depends_on if d not in deps]
@@ -282,13 +283,40 @@ class GraphBuilder:
                 entries.append(f"{name}={nodes[name].key}")
         return f"{SCHEME}:" + hashlib.sha256("|".join(entries).encode()).hexdigest()
 
-    def build(self, previous: Graph | None = None, changed: set[str] = frozenset()) -> Graph:
+    def material_result(self, material: Material, hit: tuple[str, tuple | None] | None = None
+                        ) -> tuple[dict[str, ComponentNode], str, tuple]:
+        """A material's component nodes, its page key and its memo entry (`hit`: _memo_hit())."""
+        sig, old = hit or self._memo_hit(material)
+        entry = old[1] if old is not None else None
+        if entry is not None and old[2] == self.view_sig:
+            nodes = self.component_nodes(material, entry, keys_valid=True)
+            page_key = old[3]
+        else:
+            nodes = self.component_nodes(material, entry)
+            page_key = self.material_page_key(material, nodes)
+        return nodes, page_key, (sig, {n: self._memo_entry(node) for n, node in nodes.items()},
+                                 self.view_sig, page_key)
+
+    def build(self, previous: Graph | None = None, changed: set[str] = frozenset(),
+              workers: int | None = 1) -> Graph:
         """The whole graph; with `previous`, only materials in `changed` are looked at again
-        (used after producing LLM outputs for those materials within one build)."""
+        (used after producing LLM outputs for those materials within one build). Materials
+        whose memo entry does not hold are spread over `workers` processes (None: every core)."""
+        from .forkpool import fork_map, worker_count
+
         site, r = self.site, self.r
         components: dict[tuple[str, str], ComponentNode] = {}
         outputs: dict[str, OutputNode] = {}
-        memo: dict[str, tuple[str, dict]] = {}
+        memo: dict[str, tuple] = {}
+        hits = {slug: self._memo_hit(m) for slug, m in site.materials.items()
+                if previous is None or slug in changed}
+        misses = [site.materials[slug] for slug, (_, old) in hits.items() if old is None]
+        if misses:
+            for component in site.components.values():  # shared by every worker: once, here
+                if component.kind == "llm":
+                    self._llm_base(component)
+        computed, _ = fork_map(misses, self.material_result, worker_count(workers, len(misses)))
+        results = dict(zip((m.slug for m in misses), computed))
         for slug, material in site.materials.items():
             if previous is not None and slug not in changed:
                 for name in material.components:
@@ -296,18 +324,9 @@ class GraphBuilder:
                 outputs[f"page:{slug}"] = previous.outputs[f"page:{slug}"]
                 memo[slug] = previous.memo[slug]
                 continue
-            sig = self.material_sig(material)
-            old = self.memo.get(slug)
-            entry = old[1] if old is not None and old[0] == sig else None
-            if entry is not None and old[2] == self.view_sig:
-                nodes = self.component_nodes(material, entry, keys_valid=True)
-                page_key = old[3]
-            else:
-                nodes = self.component_nodes(material, entry)
-                page_key = self.material_page_key(material, nodes)
+            nodes, page_key, memo[slug] = results.get(slug) or self.material_result(material, hits[slug])
             for name, node in nodes.items():
                 components[(name, slug)] = node
-            memo[slug] = (sig, {n: self._memo_entry(node) for n, node in nodes.items()}, self.view_sig, page_key)
             outputs[f"page:{slug}"] = self._output(f"page:{slug}", "material", slug, page_key,
                                                    (f"{material.category}/{slug}/index.html",))
         for key in site.config.categories:
