@@ -103,6 +103,7 @@ class _Build:
         self.say = say
         self.started = time.perf_counter()
         self.fingerprints: dict[str, str | None] = {}  # LLM key -> inputs fingerprint, for output files
+        self.parse_cache: dict[str, Any] = {}
 
     # -- phases --------------------------------------------------------------------------------
 
@@ -128,6 +129,7 @@ class _Build:
 
         memo = load_memo(self.cache_dir, state)
         site, parse_cache = load_site(self.root, config, sources, memo.parse_cache)
+        self.parse_cache = parse_cache  # outputs stored by this build are added as they come
         renderer = Renderer(site, self.cache_dir / "jinja", memo.template_refs)
         renderer.compile_all()
         graph = self._graph(site, renderer, state, memo, writer)
@@ -339,6 +341,8 @@ class _Build:
                 + yamlio.dump(record)).encode("utf-8")
         atomic_write(safe_join(self.root / "content", rel[len("content/"):]), data)
         site.sources.update(rel, data)
+        # What the loader would have memoised, so the next build need not parse it again.
+        self.parse_cache[rel] = (site.sources.sha(rel), "", (request.key, False, False, record["inputs_sha256"]))
         site.outputs[(request.component, request.slug)] = GeneratedOutput(
             component=request.component, slug=request.slug, file=rel, key=request.key, hand_edited=False,
             pinned=False, inputs_sha256=self.fingerprints.get(request.key), lazy=Lazy(answer.output))

@@ -169,7 +169,10 @@ class Renderer:
                       if k in ("offline", "prompt", "system") and isinstance(v, str) and _is_file(v)]
         for env, name in names:
             try:
-                env.get_template(name)
+                if env is self.text:  # only parsed: compiled when a prompt is first rendered
+                    env.parse(self._source(name), name, name)
+                else:
+                    env.get_template(name)
             except jinja2.TemplateError as exc:
                 problems.append(_template_problem(exc, self.root))
         if problems:

@@ -94,6 +94,20 @@ def test_template_syntax_error_names_file_and_line(site: Path) -> None:
     fails_cleanly(site, f"layouts/index.html:{line}", "template syntax error")
 
 
+def test_prompt_template_syntax_error_names_file_and_line(site: Path) -> None:
+    # Prompt templates are only parsed up front (compiled when first used): still caught first.
+    path = site / "components/caption/prompt.j2"
+    path.write_text(path.read_text() + "\n{% for x in %}\n")
+    line = len(path.read_text().splitlines())
+    fails_cleanly(site, f"components/caption/prompt.j2:{line}", "template syntax error")
+
+
+def test_yaml_duplicate_key_is_an_error_with_its_line(site: Path) -> None:
+    replace(aluminum(site), "name: Aluminum\n", "name: Aluminum\nname: Aluminium\n")
+    line = line_of(aluminum(site), "name: Aluminium")
+    fails_cleanly(site, f"materials/metal/aluminum.yaml:{line}", "duplicate mapping key")
+
+
 @pytest.mark.parametrize("slug", ["../../escape", "a/b", "UPPER", "..", "x y"])
 def test_slug_that_tries_to_escape(site: Path, slug: str) -> None:
     replace(aluminum(site), "name: Aluminum\n", f"name: Aluminum\nslug: {slug!r}\n")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, copy_site, run_site, tree_digest
+from tests.conftest import REPO, copy_site, run_site, run_site_process, tree_digest
 
 GOLDEN = Path(__file__).parent / "golden"
 GOLDEN_PAGES = ["index.html", "metal/index.html", "metal/aluminum/index.html", "about/index.html",
@@ -55,6 +55,28 @@ def test_same_inputs_give_the_same_bytes(built_example: Path, tmp_path: Path) ->
     other = copy_site(tmp_path / "again")
     assert run_site(other, "build", "--frozen").exit_code == 0
     assert tree_digest(other / "build") == tree_digest(built_example / "build")
+
+
+def test_pages_rendered_on_two_cores_are_the_same_bytes(built_example: Path, tmp_path: Path) -> None:
+    # A subprocess: the build forks its workers, which a test process with threads must not do.
+    other = copy_site(tmp_path / "forked")
+    done = run_site_process(other, "build", "--frozen", "--workers", "2")
+    assert done.returncode == 0, done.stderr
+    assert "1 failed" not in done.stdout and "Traceback" not in done.stderr
+    assert tree_digest(other / "build") == tree_digest(built_example / "build")
+    again = run_site_process(other, "build", "--frozen", "--workers", "2")
+    assert "nothing to do" in again.stdout  # the state the parent recorded covers the workers' pages
+    # A page failing inside a worker is reported like any other, naming the template line;
+    # the other pages are still built.
+    view = other / "components/table/view.html.j2"
+    view.write_text(view.read_text().replace("{{ label(key) }}", "{{ label(key) }}{{ (key|length) // 0 }}"))
+    broken = run_site_process(other, "build", "--frozen", "--workers", "2")
+    output = broken.stdout + broken.stderr
+    assert broken.returncode == 1, output
+    assert "components/table/view.html.j2:" in output and "ZeroDivisionError" in output
+    assert "Traceback" not in output
+    assert "0 rendered (15 unchanged)" in broken.stdout and "109 failed" in broken.stdout
+    assert (other / "build/metal/aluminum/index.html").is_file()  # the last good page stays
 
 
 @pytest.mark.parametrize("page", GOLDEN_PAGES)
