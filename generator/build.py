@@ -53,7 +53,7 @@ class BuildOptions:
     batch: bool = False  # send stale LLM requests through the Groq Batch API (SPEC §4.4)
     no_wait: bool = False  # with batch: submit and return; a later --batch build ingests
     lock_wait: float = 60.0
-    workers: int | None = None  # processes rendering pages: None = one per core, 1 = in-process only
+    workers: int | None = None  # processes for per-material work (keys, pages): None = one per core
 
 
 @dataclass
@@ -342,7 +342,7 @@ class _Build:
         atomic_write(safe_join(self.root / "content", rel[len("content/"):]), data)
         site.sources.update(rel, data)
         # What the loader would have memoised, so the next build need not parse it again.
-        self.parse_cache[rel] = (site.sources.sha(rel), "", (request.key, False, False, record["inputs_sha256"]))
+        self.parse_cache[rel] = ("", (request.key, False, False, record["inputs_sha256"]))
         site.outputs[(request.component, request.slug)] = GeneratedOutput(
             component=request.component, slug=request.slug, file=rel, key=request.key, hand_edited=False,
             pinned=False, inputs_sha256=self.fingerprints.get(request.key), lazy=Lazy(answer.output))
@@ -374,7 +374,9 @@ class _Build:
 
         # Material pages are independent of each other: many at once are spread over the cores.
         pages = [n for n in graph.outputs.values() if n.stale and n.kind == "material"]
-        workers = worker_count(self.options.workers, len(pages))
+        # Not after calling models: their clients may have left threads behind, and a fork
+        # copies only the calling thread (with whatever locks the others held).
+        workers = worker_count(1 if report.llm is not None else self.options.workers, len(pages))
         writer.threads = 0 if workers > 1 else writer.threads  # the cores are busy rendering
         page_results, written_by = fork_map(pages, render_one, workers, flush)
         results = dict(zip((n.id for n in pages), page_results))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable, NamedTuple
 
@@ -185,13 +186,13 @@ class _Loader:
         self.new_cache: dict[str, Any] = {}
         self.problems: list[Problem] = []
 
-    # Parse a YAML file, memoised by content hash (and by an extra token such as the schema's hash).
+    # Parse a YAML file, memoised while its bytes are those of the last build (the memo belongs
+    # to that build's state) and an extra token (such as the schema's hash) is the same.
     def yaml(self, rel: str, token: str = "") -> tuple[Any, bool]:
-        sha = self.sources.sha(rel)
         hit = self.cache.get(rel)
-        if hit is not None and hit[0] == sha and hit[1] == token:
+        if hit is not None and hit[0] == token and self.sources.unchanged(rel):
             self.new_cache[rel] = hit
-            return hit[2], True
+            return hit[1], True
         try:
             data = yamlio.parse(self.sources.read_text(rel), rel)
         except yamlio.YamlSyntaxError as exc:
@@ -203,7 +204,7 @@ class _Loader:
         return data, False
 
     def remember(self, rel: str, token: str, data: Any) -> None:
-        self.new_cache[rel] = (self.sources.sha(rel), token, data)
+        self.new_cache[rel] = (token, data)
 
     def problem(self, rel: str, message: str, path: list | None = None, field: str | None = None) -> None:
         line = None
@@ -379,13 +380,8 @@ class _Loader:
         return ok
 
     def _reader(self, rel: str, slug: str) -> Callable[[], dict]:
-        sources = self.sources
-
-        def read() -> dict:
-            data = dict(yamlio.parse(sources.read_text(rel), rel))
-            data["slug"] = slug
-            return data
-        return read
+        # partial, not a closure: 50,000 of these at 10,000 materials
+        return partial(_read_material, self.sources, rel, slug)
 
     # -- generated outputs -------------------------------------------------------------------------
 
@@ -419,8 +415,7 @@ class _Loader:
         return found
 
     def _output_reader(self, rel: str) -> Callable[[], dict]:
-        sources = self.sources
-        return lambda: yamlio.parse(sources.read_text(rel), rel)["output"]
+        return partial(_read_output, self.sources, rel)
 
     # -- pages, data, layouts ------------------------------------------------------------------
 
@@ -467,6 +462,16 @@ class _Loader:
             if required not in names:
                 self.problems.append(Problem(f"layouts/{required}", "missing layout template"))
         return names
+
+
+def _read_material(sources: Sources, rel: str, slug: str) -> dict:
+    data = dict(yamlio.parse(sources.read_text(rel), rel))
+    data["slug"] = slug
+    return data
+
+
+def _read_output(sources: Sources, rel: str) -> dict:
+    return yamlio.parse(sources.read_text(rel), rel)["output"]
 
 
 class _FastValidator:

@@ -18,8 +18,8 @@ incremental build recomputes keys only for materials that changed.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 from .content import Component, Material, Site
 from .hashing import SCHEME, digest, short
@@ -30,6 +30,7 @@ from .state import Memo, NodeRecord
 # at 10,000 materials, 70,000 small dicts in the memo cost more to load and free than to use.
 _ITEM, _PAIR = "\x1e", "\x1f"
 OUTPUT_KEY = "="  # in the memo: "the key its output file recorded" (a fresh LLM node)
+_FRESH_ENTRY = (OUTPUT_KEY, None, None)  # one object, so the memo stores it once
 
 
 def pack_parts(parts: dict[str, str]) -> str:
@@ -50,9 +51,11 @@ class ComponentNode:
     slug: str
     kind: str  # "llm" | "static"
     key: str | None  # None: blocked, a dependency has no output yet
-    parts: str | None  # pack_parts() of what the key is made of (None: memoised, not recomputed)
+    # llm: pack_parts() of what the key is made of, to explain a change (None: memoised, not
+    # recomputed); static: a digest of it, all its key needs
+    parts: str | None
     status: str  # llm: fresh | stale | missing | kept | blocked; static: fresh
-    reasons: list[str] = field(default_factory=list)
+    reasons: Sequence[str] = ()
     fingerprint: str | None = None  # llm: hash of what its messages are rendered from
 
     @property
@@ -71,7 +74,7 @@ class OutputNode:
     subject: str  # slug, category key, page slug or asset path
     key: str
     outputs: tuple[str, ...]
-    reasons: list[str] = field(default_factory=list)
+    reasons: Sequence[str] = ()
 
     @property
     def stale(self) -> bool:
@@ -196,7 +199,8 @@ class GraphBuilder:
             key = digest({"node": "llm", "component": component.name, **definition,
                           "messages": messages, "deps": dep_keys})
             return key, pack_parts(parts), fingerprint
-        return None, pack_parts(parts), None  # static: the key is _static_key(), over these parts
+        # static: the key is _static_key(), over a digest of these parts (all the memo keeps)
+        return None, short(pack_parts(parts)), None
 
     def _llm_base(self, component: Component) -> tuple[dict, str, str]:
         """An LLM component's definition and the hashes of it and its prompt: once per build."""
@@ -249,7 +253,7 @@ class GraphBuilder:
         file's (it names them rather than repeat 40,000 keys) and its parts are in memo.parts."""
         if node.kind == "llm" and node.status == "fresh":
             out = self.site.outputs[(node.component, node.slug)]
-            return OUTPUT_KEY, None, None if node.fingerprint == out.inputs_sha256 else node.fingerprint
+            return _FRESH_ENTRY if node.fingerprint == out.inputs_sha256 else (OUTPUT_KEY, None, node.fingerprint)
         return node.key, node.parts, node.fingerprint
 
     # -- output nodes --------------------------------------------------------------------------

@@ -169,8 +169,10 @@ class Renderer:
                       if k in ("offline", "prompt", "system") and isinstance(v, str) and _is_file(v)]
         for env, name in names:
             try:
-                if env is self.text:  # only parsed: compiled when a prompt is first rendered
-                    env.parse(self._source(name), name, name)
+                if env is self.text:  # only parsed (compiled when a prompt is first rendered),
+                    source = self._source(name)  # and only if it changed since a good build
+                    if self.refs_memo.get(name, ("",))[0] != short(source):
+                        env.parse(source, name, name)
                 else:
                     env.get_template(name)
             except jinja2.TemplateError as exc:

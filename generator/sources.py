@@ -98,6 +98,11 @@ class Sources:
             self._shas[rel] = sha
         return sha
 
+    def unchanged(self, rel: str) -> bool:
+        """Same bytes as at the last successful build (what the build memo was made from)."""
+        prev = self.previous.get(rel)
+        return prev is not None and self.sha(rel) == prev[1]
+
     def read_bytes(self, rel: str) -> bytes:
         """The file's bytes (not kept: a cold build of 10,000 materials reads 50,000 files)."""
         data = self._bytes.pop(rel, None)

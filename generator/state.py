@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 
-STATE_FORMAT = 14
+STATE_FORMAT = 15
 INDEX_FILE = "state.bin"
 MEMO_FILE = "memo.bin"
 PARTS_FILE = "parts.bin"
@@ -69,7 +69,7 @@ class PartsTable:
 
 @dataclass
 class Memo:
-    parse_cache: dict[str, Any] = field(default_factory=dict)  # rel -> (sha, token, parsed data)
+    parse_cache: dict[str, Any] = field(default_factory=dict)  # rel -> (token, parsed data), as of state.files
     parts: PartsTable = field(default_factory=PartsTable)  # why a fresh LLM node went stale
     keys: dict[str, tuple] = field(default_factory=dict)  # slug -> (material sig, node keys, view sig, page key)
     template_refs: dict[str, tuple[str, list[str]]] = field(default_factory=dict)  # jinja name -> (sig, refs)
@@ -153,8 +153,8 @@ def load_memo(cache_dir: Path, state: BuildState) -> Memo:
         if memo_id != state.memo_id:
             return Memo()
         parse_cache = pickle.loads(other)
-        for rel, (sha, token, data, is_summary) in plain.items():
-            parse_cache[rel] = (sha, token, MaterialSummary(*data) if is_summary else data)
+        for rel, (token, data, is_summary) in plain.items():
+            parse_cache[rel] = (token, MaterialSummary(*data) if is_summary else data)
         return Memo(parse_cache, PartsTable(cache_dir / PARTS_FILE), keys, template_refs)
     except _UNREADABLE:
         return Memo()
@@ -170,13 +170,13 @@ def save_state(cache_dir: Path, state: BuildState, memo: Memo, parts: PartsTable
 
     state.memo_id = uuid.uuid4().hex
     plain, other = {}, {}
-    for rel, (sha, token, data) in memo.parse_cache.items():
+    for rel, (token, data) in memo.parse_cache.items():
         if isinstance(data, MaterialSummary):
-            plain[rel] = (sha, token, tuple(data), True)
+            plain[rel] = (token, tuple(data), True)
         elif rel.startswith("content/components/"):  # (key, hand_edited, pinned, inputs_sha256)
-            plain[rel] = (sha, token, data, False)
+            plain[rel] = (token, data, False)
         else:
-            other[rel] = (sha, token, data)
+            other[rel] = (token, data)
     if parts is not None:  # only explains staleness: no need to tie it to this memo
         _write(cache_dir / PARTS_FILE, (parts._table(),))
     _write(cache_dir / MEMO_FILE, (state.memo_id, plain, pickle.dumps(other, protocol=pickle.HIGHEST_PROTOCOL),
