@@ -11,8 +11,9 @@ Nodes:
   404 pages, robots.txt, sitemap.xml and each asset.
 
 Keys of a material's nodes are memoised under a signature of everything they can depend on
-(the material file, its generated outputs, components, layouts, site settings), so an
-incremental build recomputes keys only for materials that changed.
+(the material file, its generated outputs, components, site settings), so an incremental build
+recomputes keys only for materials that changed; while the views (layouts and component
+templates) are unchanged too, even its static and page keys come from the memo unhashed.
 """
 
 from __future__ import annotations

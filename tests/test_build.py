@@ -69,7 +69,7 @@ def test_pages_rendered_on_two_cores_are_the_same_bytes(built_example: Path, tmp
     # A page failing inside a worker is reported like any other, naming the template line;
     # the other pages are still built.
     view = other / "components/table/view.html.j2"
-    view.write_text(view.read_text().replace("{{ label(key) }}", "{{ label(key) }}{{ (key|length) // 0 }}"))
+    view.write_text(view.read_text().replace('<th scope="row">', '<th scope="row">{{ (key|length) // 0 }}'))
     broken = run_site_process(other, "build", "--frozen", "--workers", "2")
     output = broken.stdout + broken.stderr
     assert broken.returncode == 1, output
