@@ -96,7 +96,7 @@ class Renderer:
             # auto_reload off: a Renderer lives for one build, so a template need not be
             # stat-ed again each time it renders (thousands of times in a cold build).
             return _Environment(loader=loader, bytecode_cache=cache, autoescape=autoescape,
-                                      keep_trailing_newline=True, auto_reload=False, **extra)
+                                keep_trailing_newline=True, auto_reload=False, **extra)
 
         # Layouts and views trim block lines; prompts and offline templates keep Jinja's
         # defaults, so their `{%- -%}` markers alone decide where a line breaks.

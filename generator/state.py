@@ -48,20 +48,20 @@ class PartsTable:
         self._path = path
         self._entries = entries
 
-    def _table(self) -> dict[str, str]:
+    def table(self) -> dict[str, str]:
         if self._entries is None:
             payload = _read(self._path) if self._path is not None else None
-            self._entries = payload[0] if payload is not None and isinstance(payload[0], dict) else {}
+            self._entries = payload[0] if payload and isinstance(payload[0], dict) else {}
         return self._entries
 
     def get(self, node_id: str, default: str | None = None) -> str | None:
-        return self._table().get(node_id, default)
+        return self.table().get(node_id, default)
 
     def with_updates(self, updates: dict[str, str]) -> PartsTable | None:
         """The table with `updates` applied; None when nothing changes (keep the file)."""
         if not updates:
             return None
-        table = self._table()
+        table = self.table()
         if all(table.get(k) == v for k, v in updates.items()):
             return None
         return PartsTable(None, {**table, **updates})
@@ -178,7 +178,7 @@ def save_state(cache_dir: Path, state: BuildState, memo: Memo, parts: PartsTable
         else:
             other[rel] = (token, data)
     if parts is not None:  # only explains staleness: no need to tie it to this memo
-        _write(cache_dir / PARTS_FILE, (parts._table(),))
+        _write(cache_dir / PARTS_FILE, (parts.table(),))
     _write(cache_dir / MEMO_FILE, (state.memo_id, plain, pickle.dumps(other, protocol=pickle.HIGHEST_PROTOCOL),
                                    memo.keys, memo.template_refs))
     index = {f.name: getattr(state, f.name) for f in fields(state)}
