@@ -167,6 +167,7 @@ class _Build:
         for rel in sorted(state.owned_outputs() - {o for r in new_nodes.values() for o in r.outputs}):
             writer.remove(rel)
         report.written, report.removed = writer.written, writer.removed
+        writer.publish()
 
         fresh_parts = {n.id: n.parts for n in graph.components.values()  # None: not recomputed
                        if n.kind == "llm" and n.status == "fresh" and n.key and n.parts is not None}
@@ -389,6 +390,7 @@ class _Build:
             writer.flush()
             return writer.written
 
+        writer.start_fresh()  # no output folder yet: stage one, published whole by run()
         # Material pages are independent of each other: many at once are spread over the cores.
         pages = [n for n in graph.outputs.values() if n.stale and n.kind == "material"]
         # Not after calling models: their clients may have left threads behind, and a fork

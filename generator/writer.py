@@ -7,6 +7,7 @@ An interrupted build never leaves a half-written file, and no path outside `buil
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path, PurePosixPath
 
 from .errors import InputError, Problem
@@ -77,6 +78,21 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def _write_new(path: Path, data: bytes) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    try:
+        fd = os.open(path, flags, 0o644)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, flags, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
 class OutputWriter:
     """Writes into the output folder, skipping files whose bytes are already there.
 
@@ -88,6 +104,7 @@ class OutputWriter:
 
     def __init__(self, out_dir: Path, threads: int = 4):
         self.out_dir = out_dir
+        self.target = out_dir  # where files go: out_dir, or its staging folder (start_fresh)
         self.threads = threads  # 0: write in the caller's thread
         self.written: list[str] = []
         self.removed: list[str] = []
@@ -96,9 +113,30 @@ class OutputWriter:
         self._pool = None
         self._pending: list = []
         self._safe_dirs: set[str] = set()
+        self._fresh = False
+
+    def start_fresh(self) -> None:
+        """When there is no output folder yet, build it as a hidden staging folder beside it and
+        rename that into place in publish(): a reader sees no site or the whole site, never
+        half of one, and no file needs a temp file of its own (on a cold build of 10,000
+        pages that is 30,000 syscalls fewer)."""
+        if self.out_dir.exists() or self.out_dir.is_symlink():
+            return
+        staging = self.out_dir.with_name(f".{self.out_dir.name}.staging")
+        shutil.rmtree(staging, ignore_errors=True)  # what a killed build left
+        staging.mkdir(parents=True)
+        self.target, self._fresh = staging, True
+        self._out = os.fspath(staging)
+
+    def publish(self) -> None:
+        """Move a staged output folder into place (after flush())."""
+        if self._fresh:
+            os.rename(self.target, self.out_dir)
+            self.target, self._fresh = self.out_dir, False
+            self._out = os.fspath(self.out_dir)
 
     def write(self, rel: str, data: bytes) -> None:
-        path = safe_join(self.out_dir, rel, self._safe_dirs)  # refused here, in the caller
+        path = safe_join(self.target, rel, self._safe_dirs)  # refused here, in the caller
         self._exists[rel] = True
         if not self.threads:
             return self._write(rel, path, data)
@@ -109,12 +147,15 @@ class OutputWriter:
         self._pending.append(self._pool.submit(self._write, rel, path, data))
 
     def _write(self, rel: str, path: Path, data: bytes) -> None:
-        try:
-            if path.stat().st_size == len(data) and path.read_bytes() == data:
-                return
-        except FileNotFoundError:
-            pass
-        atomic_write(path, data)
+        if self._fresh:  # a new folder nobody reads yet: no old file, no temp file
+            _write_new(path, data)
+        else:
+            try:
+                if path.stat().st_size == len(data) and path.read_bytes() == data:
+                    return
+            except FileNotFoundError:
+                pass
+            atomic_write(path, data)
         self.written.append(rel)  # list.append is atomic: no lock needed
 
     def flush(self) -> None:
@@ -133,7 +174,7 @@ class OutputWriter:
         return found
 
     def remove(self, rel: str) -> None:
-        path = safe_join(self.out_dir, rel)
+        path = safe_join(self.target, rel)
         try:
             path.unlink()
         except FileNotFoundError:
@@ -142,7 +183,7 @@ class OutputWriter:
         self.removed.append(rel)
         # Prune folders the removal emptied (e.g. build/metal/old-slug/).
         parent = path.parent
-        while parent != self.out_dir and parent.is_relative_to(self.out_dir):
+        while parent != self.target and parent.is_relative_to(self.target):
             try:
                 parent.rmdir()
             except OSError:

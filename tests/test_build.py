@@ -79,6 +79,23 @@ def test_pages_rendered_on_two_cores_are_the_same_bytes(built_example: Path, tmp
     assert (other / "build/metal/aluminum/index.html").is_file()  # the last good page stays
 
 
+def test_a_first_build_is_published_whole(site_small: Path) -> None:
+    # With no build/ yet, the site is staged beside it and renamed into place at the end;
+    # what a killed first build left there is discarded, never published.
+    staging = site_small / ".build.staging"
+    staging.mkdir()
+    (staging / "leftover.html").write_text("from a killed build")
+    assert run_site(site_small, "build", "--frozen").exit_code == 0
+    assert not staging.exists()
+    assert (site_small / "build/metal/aluminum/index.html").is_file()
+    assert not (site_small / "build/leftover.html").exists()
+    # Bad input on a first build leaves no staging folder and no build/ behind.
+    fresh = copy_site(site_small.parent / "fresh", ["aluminum"])
+    (fresh / "materials/metal/aluminum.yaml").write_text("name: [\n")
+    assert run_site(fresh, "build", "--frozen").exit_code == 2
+    assert not (fresh / "build").exists() and not (fresh / ".build.staging").exists()
+
+
 @pytest.mark.parametrize("page", GOLDEN_PAGES)
 def test_golden_pages(built_example: Path, page: str) -> None:
     """Built pages match the reviewed golden copies (UPDATE_GOLDEN=1 rewrites them)."""
