@@ -153,7 +153,7 @@ class Renderer:
         if sig is None:
             self._sig_cache[name] = "cycle"
             source = self._source(name)
-            source_sig = short(source)
+            source_sig = _source_sig(source)
             known = self.refs_memo.get(name)
             if known is not None and known[0] == source_sig:
                 refs = known[1]
@@ -188,13 +188,17 @@ class Renderer:
             names += [(self.text, c.jinja_name(v)) for k, v in c.definition.items()
                       if k in ("offline", "prompt", "system") and isinstance(v, str) and _is_file(v)]
         for env, name in names:
+            # A template unchanged since the last good build (its signature is in the memo) was
+            # checked then: it is compiled (from the bytecode cache) when first rendered.
+            source = self._source(name)
+            if self.refs_memo.get(name, ("",))[0] == _source_sig(source):
+                continue
             try:
-                if env is self.text:  # only parsed (compiled when a prompt is first rendered),
-                    source = self._source(name)  # and only if it changed since a good build
-                    if self.refs_memo.get(name, ("",))[0] != short(source):
-                        env.parse(source, name, name)
+                if env is self.text:  # only parsed: compiled when a prompt is first rendered
+                    env.parse(source, name, name)
                 else:
                     env.get_template(name)
+                self.template_sig(name)  # remembers it as checked (saved if the build succeeds)
             except jinja2.TemplateError as exc:
                 problems.append(_template_problem(exc, self.root))
         if problems:
@@ -261,6 +265,12 @@ class Renderer:
         from .markdown import render_markdown
 
         return Markup(render_markdown(page.body, self.url))
+
+
+def _source_sig(source: str) -> str:
+    """A template source's signature; Jinja's version is part of it (another version may read
+    or render the same source differently)."""
+    return short([jinja2.__version__, source])
 
 
 def _is_file(value: str) -> bool:
