@@ -114,6 +114,10 @@ class Renderer:
         # template name -> (source hash, names it references): parsing every template on every
         # build to find its includes costs more than the rest of a one-page rebuild.
         self.refs_memo: dict[str, tuple[str, list[str]]] = {} if refs_memo is None else refs_memo
+        # Templates the memo lists were checked by this Jinja version: another version re-checks.
+        if self.refs_memo.get(_JINJA_KEY, ("",))[0] != jinja2.__version__:
+            self.refs_memo.clear()
+            self.refs_memo[_JINJA_KEY] = (jinja2.__version__, [])
         self._inline: dict[str, jinja2.Template] = {}  # inline prompt/system templates, compiled once
 
     # -- site-wide context ---------------------------------------------------------------------
@@ -267,10 +271,11 @@ class Renderer:
         return Markup(render_markdown(page.body, self.url))
 
 
+_JINJA_KEY = "\x00jinja"  # in refs_memo: the Jinja version its entries were checked with
+
+
 def _source_sig(source: str) -> str:
-    """A template source's signature; Jinja's version is part of it (another version may read
-    or render the same source differently)."""
-    return short([jinja2.__version__, source])
+    return short(source)
 
 
 def _is_file(value: str) -> bool:

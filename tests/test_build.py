@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -77,6 +78,18 @@ def test_pages_rendered_on_two_cores_are_the_same_bytes(built_example: Path, tmp
     assert "Traceback" not in output
     assert "0 rendered (15 unchanged)" in broken.stdout and "109 failed" in broken.stdout
     assert (other / "build/metal/aluminum/index.html").is_file()  # the last good page stays
+
+
+def test_committed_outputs_spare_a_cold_build_every_prompt(tmp_path: Path) -> None:
+    # Each committed output records a fingerprint of what its prompt is made from; when it is
+    # current, a cold --frozen build trusts the recorded key and never renders (so never
+    # compiles) a prompt template. A stale one (a changed prompt not regenerated, or a value
+    # YAML reads back differently) shows up here as a compiled prompt.
+    site = copy_site(tmp_path / "cold")
+    shutil.rmtree(site / ".cache", ignore_errors=True)
+    assert run_site(site, "build", "--frozen").exit_code == 0
+    compiled = [p.name for p in (site / ".cache/jinja").glob("text-*/*")]
+    assert compiled == []
 
 
 def test_a_first_build_is_published_whole(site_small: Path) -> None:
