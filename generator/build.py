@@ -329,8 +329,7 @@ class _Build:
 
         component = site.components[node.component]
         material = site.materials[node.slug]
-        deps = {d: site.outputs[(d, node.slug)].output for d in component.depends_on
-                if (d, node.slug) in site.outputs}
+        deps = site.dependency_outputs(component, node.slug)
         d = component.definition
         offline = (lambda: renderer.offline(component, material, deps)) if "offline" in d else None
         self.fingerprints[node.key] = node.fingerprint

@@ -165,6 +165,15 @@ class Site:
     def output_path(self, component: str, slug: str) -> str:
         return f"content/components/{component}/{slug}.yaml"
 
+    def dependency_outputs(self, component: Component, slug: str) -> dict[str, Any]:
+        """The outputs of a component's dependencies for one material (what its prompt sees)."""
+        deps = {}
+        for dep in component.depends_on:
+            out = self.outputs.get((dep, slug))
+            if out is not None and out.output is not None:
+                deps[dep] = out.output
+        return deps
+
     def release(self, slug: str) -> None:
         """Forget a material's parsed data and outputs (they are re-read if needed again)."""
         material = self.materials[slug]

@@ -167,21 +167,13 @@ class GraphBuilder:
             nodes[name].fingerprint = fingerprint
         return nodes
 
-    def _deps(self, component: Component, slug: str) -> dict[str, Any]:
-        deps = {}
-        for dep in component.depends_on:
-            out = self.site.outputs.get((dep, slug))
-            if out is not None and out.output is not None:
-                deps[dep] = out.output
-        return deps
-
     def _key(self, component: Component, material: Material, done: dict[str, ComponentNode],
              field_sigs: dict[str, str]):
         if not field_sigs:  # once per material: its components share input fields
             field_sigs.update((k, short(v)) for k, v in material.data.items() if k != "slug")
         parts = {f"input:{k}": field_sigs[k] for k in component.input_names(field_sigs)}
         if component.kind == "llm":
-            deps = self._deps(component, material.slug)
+            deps = self.site.dependency_outputs(component, material.slug)
             missing = [d for d in component.depends_on if d not in deps]
             if missing:
                 return None, pack_parts({"blocked": ",".join(missing)}), None

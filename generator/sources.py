@@ -140,8 +140,7 @@ class Sources:
         if rel not in self.signatures:
             self._sorted = None
         self.signatures[rel] = _signature(os.stat(self.root / rel))
-        self._shas[rel] = bytes_sha(data)
-        self._bytes[rel] = data
+        self._shas[rel] = bytes_sha(data)  # its bytes are not kept: the build holds the output
 
     def add(self, rel: str) -> None:
         """Also track a file outside the input folders (e.g. a site's own material schema)."""

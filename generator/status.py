@@ -64,11 +64,11 @@ def site_status(root: Path, chain: tuple[str, ...] | None, health: bool, echo: C
         settings = LLMSettings.from_config(site.config.llm, environ, list(chain) if chain else None)
         tokens = 0
         for n in to_call:
-            d = site.components[n.component].definition
-            messages = renderer.messages(site.components[n.component], site.materials[n.slug],
-                                         {dep: site.outputs[(dep, n.slug)].output for dep in
-                                          site.components[n.component].depends_on if (dep, n.slug) in site.outputs})
-            tokens += sum(len(m["content"]) for m in messages) // 4 + d.get("params", {}).get("max_tokens", 400)
+            component = site.components[n.component]
+            messages = renderer.messages(component, site.materials[n.slug],
+                                         site.dependency_outputs(component, n.slug))
+            max_tokens = component.definition.get("params", {}).get("max_tokens", 400)
+            tokens += sum(len(m["content"]) for m in messages) // 4 + max_tokens
         echo(f"A build would answer {hits} from the cache and make about {len(to_call) - hits} call(s), "
              f"up to ~{tokens:,} tokens (chain: {', '.join(settings.chain)})")
     if health:
@@ -96,8 +96,7 @@ def site_prompt(root: Path, component: str, slug: str, echo: Callable[[str], Non
     node = graph.components.get((component, slug))
     if node is None:
         raise InputError(f"material {slug!r} does not use component {component!r}")
-    deps = {dep: site.outputs[(dep, slug)].output for dep in comp.depends_on if (dep, slug) in site.outputs}
     echo(f"# {component}:{slug}  key {node.key or '-'}  status {node.status}")
-    for message in renderer.messages(comp, site.materials[slug], deps):
+    for message in renderer.messages(comp, site.materials[slug], site.dependency_outputs(comp, slug)):
         echo(f"--- {message['role']} ---")
         echo(message["content"])

@@ -56,19 +56,8 @@ def atomic_write(path: Path, data: bytes) -> None:
     site are serialised by the site lock, so a per-process temp name is enough.
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
     try:
-        fd = os.open(tmp, flags, 0o644)
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, flags, 0o644)
-    try:
-        try:
-            view = memoryview(data)
-            while view:  # os-level: a buffered file object costs three more syscalls per file
-                view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
+        _write_file(tmp, data, os.O_TRUNC)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -78,8 +67,10 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def _write_new(path: Path, data: bytes) -> None:
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+def _write_file(path: Path, data: bytes, mode: int) -> None:
+    """Create (os.O_EXCL) or overwrite (os.O_TRUNC) `path`, making its folder if missing.
+    os-level: a buffered file object costs three more syscalls per file."""
+    flags = os.O_WRONLY | os.O_CREAT | mode
     try:
         fd = os.open(path, flags, 0o644)
     except FileNotFoundError:
@@ -148,7 +139,7 @@ class OutputWriter:
 
     def _write(self, rel: str, path: Path, data: bytes) -> None:
         if self._fresh:  # a new folder nobody reads yet: no old file, no temp file
-            _write_new(path, data)
+            _write_file(path, data, os.O_EXCL)
         else:
             try:
                 if path.stat().st_size == len(data) and path.read_bytes() == data:
