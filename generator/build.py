@@ -12,6 +12,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -25,8 +26,9 @@ from .writer import OutputWriter, atomic_write, safe_join
 
 if TYPE_CHECKING:  # the no-op path never imports jinja2, the graph or the content loader
     from .content import Site
-    from .graph import ComponentNode, Graph, OutputNode
+    from .graph import ComponentNode, Graph, GraphBuilder, OutputNode
     from .render import Renderer
+    from .shares import SharesDone
 
 CACHE_DIR = ".cache"
 
@@ -140,18 +142,12 @@ class _Build:
             report.warnings = list(state.warnings)
             return self._finish(report)
 
-        from .content import load_site
-        from .render import Renderer
-
         memo = load_memo(self.cache_dir, state)
-        site, parse_cache = load_site(self.root, config, sources, memo.parse_cache)
-        self.parse_cache = parse_cache  # outputs stored by this build are added as they come
-        renderer = Renderer(site, self.cache_dir / "jinja", memo.template_refs)
-        renderer.compile_all()
-        graph = self._graph(site, renderer, state, memo, writer)
+        site, renderer, builder, shares = self._load(config, sources, state, memo, writer)
+        graph = self._graph(builder, computed=shares.computed)
 
         if not self.options.frozen:
-            graph = self._produce(site, renderer, state, memo, writer, graph, report)
+            graph = self._produce(site, renderer, builder, graph, report)
 
         for node in graph.components.values():
             if node.kind != "llm" or node.status == "fresh":
@@ -163,7 +159,7 @@ class _Build:
             if node.status in ("missing", "blocked"):
                 report.warnings.append(f"{node.id}: no output yet; its page is built without it")
 
-        new_nodes = self._render(site, renderer, graph, state, writer, report)
+        new_nodes = self._render(site, renderer, graph, state, writer, report, shares)
         for rel in sorted(state.owned_outputs() - {o for r in new_nodes.values() for o in r.outputs}):
             writer.remove(rel)
         report.written, report.removed = writer.written, writer.removed
@@ -175,7 +171,8 @@ class _Build:
             files=sources.record(), nodes=new_nodes, options=options_sig, stale_llm=tuple(report.stale_llm),
             pending_llm=any(n.needs_production or n.status == "blocked" for n in graph.components.values()),
             warnings=tuple(report.warnings), config=(sources.sha("site.yaml"), site_config)),
-            Memo(parse_cache=parse_cache, keys=graph.memo, template_refs=renderer.refs_memo),
+            Memo(parse_cache=self.parse_cache, keys=graph.memo, template_refs=renderer.refs_memo,
+                 global_sig=builder.global_sig),
             memo.parts.with_updates(fresh_parts))
         return self._finish(report)
 
@@ -205,15 +202,42 @@ class _Build:
             return False  # missing or stale LLM outputs: try the providers again
         return all(writer.exists(rel) for rel in state.owned_outputs())
 
-    def _graph(self, site: Site, renderer: Renderer, state: BuildState, memo: Memo, writer: OutputWriter,
-               previous: Graph | None = None, changed: set[str] = frozenset()) -> Graph:
-        """The graph; with `previous` (this build's), only the `changed` materials are redone."""
+    def _load(self, config: SiteConfig, sources: Sources, state: BuildState, memo: Memo,
+              writer: OutputWriter) -> tuple[Site, Renderer, GraphBuilder, SharesDone]:
+        """Load and validate the site; with it, in shares over the cores when there is much to
+        do, every material's keys and the stale pages whose LLM outputs are final."""
+        from .content import SiteLoader, material_files, output_files
         from .graph import GraphBuilder
+        from .render import Renderer
+        from .shares import planned_materials, run_shares
+
+        loader = SiteLoader(self.root, config, sources, memo.parse_cache)
+        site = loader.frame()
+        if loader.problems:  # no renderer for a broken frame: report it with every material's problems
+            loader.merge(site, [loader.load_share(material_files(sources), output_files(sources))])
+        renderer = Renderer(site, self.cache_dir / "jinja", memo.template_refs)
+        renderer.compile_all()
+        builder = GraphBuilder(site, renderer, state.nodes, memo, writer.exists)
+        planned = planned_materials(site, memo.global_sig, builder, writer.out_dir.is_dir())
+        frozen, regen = self.options.frozen, self.options.regen
+
+        def ready(nodes: dict[str, ComponentNode]) -> bool:
+            """A page can be rendered now unless it waits for an LLM output to be produced."""
+            return frozen or (regen is None and all(n.kind == "static" or n.status in ("fresh", "kept")
+                                                    for n in nodes.values()))
+
+        shares = run_shares(loader, site, builder, writer, partial(self._render_node, renderer, writer), ready,
+                            self.options.workers, planned)
+        self.parse_cache = loader.new_cache  # outputs stored by this build are added as they come
+        return site, renderer, builder, shares
+
+    def _graph(self, builder: GraphBuilder, previous: Graph | None = None, changed: set[str] = frozenset(),
+               computed: dict[str, tuple] | None = None) -> Graph:
+        """The graph; with `previous` (this build's), only the `changed` materials are redone."""
         from .render import TemplateFailure
 
         try:
-            return GraphBuilder(site, renderer, state.nodes, memo, writer.exists).build(
-                previous, changed, workers=self.options.workers if previous is None else 1)
+            return builder.build(previous, changed, computed)
         except TemplateFailure as exc:
             raise InputError("a prompt template failed", [exc.problem]) from None
 
@@ -247,8 +271,8 @@ class _Build:
             chosen.add((regen.component, slug))
         return chosen
 
-    def _produce(self, site: Site, renderer: Renderer, state: BuildState, memo: Memo, writer: OutputWriter,
-                 graph: Graph, report: BuildReport) -> Graph:
+    def _produce(self, site: Site, renderer: Renderer, builder: GraphBuilder, graph: Graph,
+                 report: BuildReport) -> Graph:
         regen = self._regen_selection(site)
         wanted = lambda g: [n for n in g.components.values()
                             if n.needs_production or ((n.component, n.slug) in regen and n.key is not None)]
@@ -289,7 +313,7 @@ class _Build:
                     live, waiting = self._batch(requests, settings, cache, store, progress, reports, report)
                     if live:
                         reports.append(produce_sync(live, settings, cache, store, progress, session=session))
-                graph = self._graph(site, renderer, state, memo, writer, graph, {n.slug for n in ready})
+                graph = self._graph(builder, graph, {n.slug for n in ready})
                 if waiting:
                     break  # the next level needs this level's answers: a later `site build --batch`
         finally:
@@ -367,46 +391,38 @@ class _Build:
 
     # -- pages ---------------------------------------------------------------------------------
 
-    def _render(self, site: Site, renderer: Renderer, graph: Graph, state: BuildState,
-                writer: OutputWriter, report: BuildReport) -> dict[str, NodeRecord]:
+    @staticmethod
+    def _render_node(renderer: Renderer, writer: OutputWriter, node: OutputNode, site: Site,
+                     components: dict) -> tuple[list[str], str | None]:
+        """Render one node and queue its files for writing: (files, failure)."""
         from .pages import render_output
         from .render import TemplateFailure
-        from .forkpool import fork_map, worker_count
 
-        def render_one(node: OutputNode) -> tuple[list[str], str | None]:
-            """Render one node and queue its files for writing: (files, failure)."""
-            try:
-                files = render_output(node, site, renderer, graph.components)
-            except TemplateFailure as exc:
-                return [], f"{node.id}: {exc.problem}"
-            for rel, data in files.items():
-                writer.write(rel, data)
-            if node.kind == "material":  # queued: its parsed data need not stay in memory
-                site.release(node.subject)
-            return list(files), None
+        try:
+            files = render_output(node, site, renderer, components)
+        except TemplateFailure as exc:
+            return [], f"{node.id}: {exc.problem}"
+        for rel, data in files.items():
+            writer.write(rel, data)
+        if node.kind == "material":  # queued: its parsed data need not stay in memory
+            site.release(node.subject)
+        return list(files), None
 
-        def flush() -> list[str]:
-            writer.flush()
-            return writer.written
-
-        writer.start_fresh()  # no output folder yet: stage one, published whole by run()
-        # Material pages are independent of each other: many at once are spread over the cores.
-        pages = [n for n in graph.outputs.values() if n.stale and n.kind == "material"]
-        # Not after calling models: their clients may have left threads behind, and a fork
-        # copies only the calling thread (with whatever locks the others held).
-        workers = worker_count(1 if report.llm is not None else self.options.workers, len(pages))
-        writer.threads = 0 if workers > 1 else writer.threads  # the cores are busy rendering
-        page_results, written_by = fork_map(pages, render_one, workers, flush)
-        results = dict(zip((n.id for n in pages), page_results))
-
+    def _render(self, site: Site, renderer: Renderer, graph: Graph, state: BuildState,
+                writer: OutputWriter, report: BuildReport, shares: SharesDone) -> dict[str, NodeRecord]:
+        """Render what is stale and not yet rendered by the shares; the state's node records."""
         records: dict[str, NodeRecord] = {}
         queued: list[str] = []
         for node in graph.outputs.values():
-            if not node.stale:
+            done = shares.pages.get(node.id)
+            if done is not None and done[0] == node.key:  # rendered with its share
+                files, failure = done[1], done[2]
+            elif not node.stale:
                 records[node.id] = NodeRecord(node.key, node.outputs)
                 report.unchanged += 1
                 continue
-            files, failure = results[node.id] if node.id in results else render_one(node)
+            else:
+                files, failure = self._render_node(renderer, writer, node, site, graph.components)
             if failure is not None:
                 report.failures.append(failure)
                 old = state.nodes.get(node.id)
@@ -417,8 +433,8 @@ class _Build:
             report.rendered.append(node.id)
             records[node.id] = NodeRecord(node.key, node.outputs)
         writer.flush()
-        # Files whose bytes were already there were not written; worker processes' included.
-        written = set(writer.written).union(*written_by)
+        # Files whose bytes were already there were not written; the shares' included.
+        written = set(writer.written) | shares.written
         writer.written = [rel for rel in queued if rel in written]
         return records
 

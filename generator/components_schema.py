@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import yamlio
-from .config import schema_problems
+from .config import validation_problems
 from .errors import Problem
 
 TEMPLATE_FILE_SUFFIXES = (".j2", ".jinja", ".html", ".txt", ".md")
@@ -49,14 +49,13 @@ def is_template_file(value: str) -> bool:
 
 
 def component_problems(data: Any, text: str, rel: str, files: dict[str, str]) -> list[Problem]:
-    from jsonschema import Draft202012Validator
-    from jsonschema.exceptions import SchemaError
+    import jsonschema_rs
 
-    from .llm import validate_validator_specs
+    from .llm.validators import validate_validator_specs
 
     if not isinstance(data, dict):
         return [Problem(rel, "component.yaml must be a mapping", 1)]
-    problems = schema_problems(Draft202012Validator(COMPONENT_SCHEMA), data, text, rel)
+    problems = validation_problems(COMPONENT_SCHEMA, data, text, rel)
     if problems:
         return problems
 
@@ -75,11 +74,15 @@ def component_problems(data: Any, text: str, rel: str, files: dict[str, str]) ->
         if isinstance(data.get(key), str) and is_template_file(data[key]):
             missing_file(key, data[key])
     if "schema" in data:
-        try:
-            Draft202012Validator.check_schema(data["schema"])
-        except SchemaError as exc:
-            problems.append(Problem(rel, f"schema is not a valid JSON Schema: {exc.message}",
-                                    yamlio.line_of(text, ["schema"]), "schema"))
+        if not jsonschema_rs.meta.is_valid(data["schema"]):  # jsonschema says why (slow to import)
+            from jsonschema import Draft202012Validator
+            from jsonschema.exceptions import SchemaError
+
+            try:
+                Draft202012Validator.check_schema(data["schema"])
+            except SchemaError as exc:
+                problems.append(Problem(rel, f"schema is not a valid JSON Schema: {exc.message}",
+                                        yamlio.line_of(text, ["schema"]), "schema"))
         if data["schema"].get("type", "object") != "object":
             problems.append(Problem(rel, "an llm component's output must be a JSON object (schema type: object)",
                                     yamlio.line_of(text, ["schema"]), "schema.type"))

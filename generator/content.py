@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterable, NamedTuple
+from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 from . import yamlio
 from .config import SiteConfig, schema_problems
@@ -134,6 +134,11 @@ class GeneratedOutput:
         """Never overwritten by a build (SPEC §2.3)."""
         return self.hand_edited or self.pinned
 
+    @property
+    def meta(self) -> tuple:
+        """What the build memo keeps of it (SiteLoader.output() makes it again)."""
+        return (self.key, self.hand_edited, self.pinned, self.inputs_sha256)
+
 
 @dataclass(frozen=True)
 class ContentPage:
@@ -145,6 +150,16 @@ class ContentPage:
     @property
     def url(self) -> str:
         return f"/{self.slug}/"
+
+
+@dataclass
+class ShareLoad:
+    """What loading one share of the material and output files found (sent to the parent)."""
+
+    materials: list[tuple[str, MaterialSummary]]  # (file, summary) of each valid material
+    outputs: list[tuple[str, tuple]]  # (file, metadata) of each valid output
+    shas: dict[str, str]  # file -> sha256, for the build state and keys
+    problems: list[Problem]
 
 
 @dataclass
@@ -184,8 +199,14 @@ class Site:
                 out.lazy.release()
 
 
-class _Loader:
-    """One pass over the sources, collecting problems instead of stopping at the first."""
+class SiteLoader:
+    """One pass over the sources, collecting problems instead of stopping at the first.
+
+    In three steps, so that the material and output files (nearly all of a large site) can be
+    loaded in shares by several processes: `frame()` (everything else), `load_share()` for
+    each share of files, then `merge()` of every share's report, which checks what spans
+    files (duplicate slugs, references) and raises every problem at once.
+    """
 
     def __init__(self, root: Path, config: SiteConfig, sources: Sources, parse_cache: dict[str, Any]):
         self.root = root
@@ -194,6 +215,10 @@ class _Loader:
         self.cache = parse_cache
         self.new_cache: dict[str, Any] = {}
         self.problems: list[Problem] = []
+        # Materials and generated outputs by file: those this process loaded (their data
+        # parsed), and in the process that merges, every other one (read again when needed).
+        self.by_file: dict[str, Material | GeneratedOutput] = {}
+        self._validator: _FastValidator | None = None
 
     # Parse a YAML file, memoised while its bytes are those of the last build (the memo belongs
     # to that build's state) and an extra token (such as the schema's hash) is the same.
@@ -300,22 +325,21 @@ class _Loader:
 
     # -- materials -----------------------------------------------------------------------------
 
-    def materials(self, components: dict[str, Component]) -> dict[str, Material]:
+    def schema_token(self) -> str | None:
+        """What material files are validated against (their memo token); None: it is missing."""
         schema_rel = self.config.material_schema
-        if schema_rel:
-            if not self.sources.exists(schema_rel):
-                self.problems.append(Problem("site.yaml", f"material_schema file {schema_rel!r} not found",
-                                             None, "material_schema"))
-                return {}
-            schema_token = self.sources.sha(schema_rel)
-        else:
-            schema_token = "default"
-        fast = None
-        by_slug: dict[str, Material] = {}
-        for rel in self.sources.under("materials"):
-            if not rel.endswith((".yaml", ".yml")):
-                continue
-            data, cached = self.yaml(rel, schema_token)
+        if not schema_rel:
+            return "default"
+        return self.sources.sha(schema_rel) if self.sources.exists(schema_rel) else None
+
+    def load_materials(self, files: Iterable[str]) -> list[tuple[str, MaterialSummary]]:
+        """Parse and validate material files, each on its own (merge() checks what spans files)."""
+        token = self.schema_token()
+        if token is None:
+            return []  # merge() reports the missing schema
+        loaded = []
+        for rel in files:
+            data, cached = self.yaml(rel, token)
             if data is None and not cached:
                 continue
             if cached:
@@ -325,17 +349,34 @@ class _Loader:
                 if not isinstance(data, dict):
                     self.problems.append(Problem(rel, "a material file must be a mapping of fields", 1))
                     continue
-                if fast is None:
-                    fast = _FastValidator(self._material_schema(schema_rel))
-                if not fast.is_valid(data):
-                    problems = schema_problems(fast.explainer, data, self.sources.read_text(rel), rel)
+                if self._validator is None:
+                    self._validator = _FastValidator(self._material_schema(self.config.material_schema))
+                if not self._validator.is_valid(data):
+                    problems = schema_problems(self._validator.explainer, data, self.sources.read_text(rel), rel)
                     if problems:
                         self.problems.extend(problems)
                         continue
                 material = self.material(rel, data)
                 if material is None:
                     continue
-                self.remember(rel, schema_token, material.summary)
+            self.by_file[rel] = material
+            loaded.append((rel, material.summary))
+        return loaded
+
+    def merge_materials(self, loaded: list[tuple[str, MaterialSummary]],
+                        components: dict[str, Component]) -> dict[str, Material]:
+        """Every share's materials: slugs unique, categories and components known; site order."""
+        token = self.schema_token()
+        if token is None:
+            self.problems.append(Problem("site.yaml", f"material_schema file {self.config.material_schema!r} "
+                                         "not found", None, "material_schema"))
+            return {}
+        by_slug: dict[str, Material] = {}
+        for rel, summary in sorted(loaded):
+            material = self.by_file.get(rel)
+            if material is None:  # loaded by another process: read again if a page needs it
+                material = self.by_file[rel] = Material(summary, rel, Lazy(load=self._reader(rel, summary.slug)))
+            self.remember(rel, token, summary)
             if material.slug in by_slug:
                 other = by_slug[material.slug].file
                 self.problem(rel, f"duplicate slug {material.slug!r}: also used by {other}",
@@ -394,19 +435,15 @@ class _Loader:
 
     # -- generated outputs -------------------------------------------------------------------------
 
-    def outputs(self) -> dict[tuple[str, str], GeneratedOutput]:
-        found = {}
-        for rel in self.sources.under("content/components"):
-            parts = rel.split("/")
-            if len(parts) != 4 or not rel.endswith(".yaml"):
-                continue
-            component, slug = parts[2], parts[3][:-len(".yaml")]
+    def load_outputs(self, files: Iterable[str]) -> list[tuple[str, tuple]]:
+        """Parse generated output files: (file, (key, hand_edited, pinned, inputs_sha256))."""
+        loaded = []
+        for rel in files:
             data, cached = self.yaml(rel)
             if data is None and not cached:
                 continue
             if cached:
-                key, hand_edited, pinned, inputs = data
-                lazy = Lazy(load=self._output_reader(rel))
+                meta, value = data, None
             else:
                 if not isinstance(data, dict) or not isinstance(data.get("output"), dict):
                     self.problem(rel, "a generated component file must be a mapping with an `output` mapping",
@@ -416,11 +453,27 @@ class _Loader:
                 hand_edited = data.get("output_sha256") != output_sha(data["output"])
                 pinned = data.get("pinned") is True
                 inputs = data.get("inputs_sha256") if isinstance(data.get("inputs_sha256"), str) else None
-                self.remember(rel, "", (key, hand_edited, pinned, inputs))
-                lazy = Lazy(data["output"], self._output_reader(rel))
-            found[(component, slug)] = GeneratedOutput(component=component, slug=slug, file=rel, key=key,
-                                                       hand_edited=hand_edited, pinned=pinned,
-                                                       inputs_sha256=inputs, lazy=lazy)
+                meta, value = (key, hand_edited, pinned, inputs), data["output"]
+            self.by_file[rel] = self.output(rel, meta, value)
+            loaded.append((rel, meta))
+        return loaded
+
+    def output(self, rel: str, meta: tuple, value: dict | None = None) -> GeneratedOutput:
+        """content/components/<component>/<slug>.yaml, from what load_outputs() found in it."""
+        key, hand_edited, pinned, inputs = meta
+        _, _, component, name = rel.split("/")
+        return GeneratedOutput(component=component, slug=name[:-len(".yaml")], file=rel, key=key,
+                               hand_edited=hand_edited, pinned=pinned, inputs_sha256=inputs,
+                               lazy=Lazy(value, self._output_reader(rel)))
+
+    def merge_outputs(self, loaded: list[tuple[str, tuple]]) -> dict[tuple[str, str], GeneratedOutput]:
+        found = {}
+        for rel, meta in sorted(loaded):
+            out = self.by_file.get(rel)
+            if out is None:  # loaded by another process
+                out = self.by_file[rel] = self.output(rel, meta)
+            self.remember(rel, "", meta)
+            found[(out.component, out.slug)] = out
         return found
 
     def _output_reader(self, rel: str) -> Callable[[], dict]:
@@ -472,6 +525,58 @@ class _Loader:
                 self.problems.append(Problem(f"layouts/{required}", "missing layout template"))
         return names
 
+    # -- the three steps -----------------------------------------------------------------------
+
+    def frame(self) -> Site:
+        """The site without its materials and generated outputs (merge() adds them). Problems
+        found here are raised by merge(), with those of every material file."""
+        components = self.components()
+        order = self.component_order(components)
+        return Site(root=self.root, config=self.config, sources=self.sources, materials={},
+                    components=components, component_order=order, pages=self.pages(), outputs={},
+                    data=self.data(), layouts=self.layouts(), assets=tuple(self.sources.under("assets")))
+
+    def load_share(self, material_files: Sequence[str], output_files: Sequence[str]) -> ShareLoad:
+        """Load some of the material and output files; what merge() needs of them."""
+        before = len(self.problems)
+        materials = self.load_materials(material_files)
+        outputs = self.load_outputs(output_files)
+        problems = self.problems[before:]
+        del self.problems[before:]  # merge() takes every share's problems, this one's included
+        shas = {rel: self.sources.sha(rel) for rel in (*material_files, *output_files)}
+        return ShareLoad(materials, outputs, shas, problems)
+
+    def merge(self, site: Site, loads: Iterable[ShareLoad]) -> None:
+        """Fill `site` with every share's materials and outputs, checking what spans files;
+        raise InputError listing every problem of the site at once."""
+        materials: list[tuple[str, MaterialSummary]] = []
+        outputs: list[tuple[str, tuple]] = []
+        for load in loads:
+            self.sources.adopt(load.shas)
+            self.problems.extend(load.problems)
+            materials += load.materials
+            outputs += load.outputs
+        site.materials = self.merge_materials(materials, site.components)
+        site.outputs = self.merge_outputs(outputs)
+        authors = site.data.get("authors")
+        for material in site.materials.values():
+            author = material.summary.author
+            if author is not None and isinstance(authors, dict) and author not in authors:
+                self.problem(material.file, f"unknown author {author!r} (not in data/authors.yaml)", ["author"])
+        if self.problems:
+            raise InputError(f"{len(self.problems)} problem(s) in the site's input",
+                             sorted(set(self.problems), key=lambda p: (p.file, p.line or 0, p.message)))
+
+    def share_view(self, site: Site, material_files: Iterable[str], outputs: Iterable[tuple[str, tuple, str]]) -> Site:
+        """The site as one share sees it: `material_files`' materials, with every generated
+        output this process has, plus `outputs` (file, metadata, sha) loaded elsewhere."""
+        self.sources.adopt({rel: sha for rel, _, sha in outputs})
+        extra = [self.output(rel, meta) for rel, meta, _ in outputs]
+        have = [o for o in self.by_file.values() if isinstance(o, GeneratedOutput)]
+        materials = [self.by_file[rel] for rel in material_files]
+        return replace(site, materials={m.slug: m for m in materials},
+                       outputs={(o.component, o.slug): o for o in (*have, *extra)})
+
 
 def _read_material(sources: Sources, rel: str, slug: str) -> dict:
     data = dict(yamlio.parse(sources.read_text(rel), rel))
@@ -505,28 +610,21 @@ class _FastValidator:
             return False
 
 
+def material_files(sources: Sources) -> list[str]:
+    return [rel for rel in sources.under("materials") if rel.endswith((".yaml", ".yml"))]
+
+
+def output_files(sources: Sources) -> list[str]:
+    """content/components/<component>/<slug>.yaml"""
+    return [rel for rel in sources.under("content/components") if rel.count("/") == 3 and rel.endswith(".yaml")]
+
+
 def load_site(root: Path, config: SiteConfig, sources: Sources, parse_cache: dict[str, Any]) -> tuple[Site, dict]:
-    """Read and validate every input; raise InputError listing every problem at once.
+    """Read and validate every input in this process; raise InputError listing every problem.
 
     Returns the site and the new parse cache (entries for files that parsed and validated).
     """
-    loader = _Loader(root, config, sources, parse_cache)
-    components = loader.components()
-    order = loader.component_order(components)
-    materials = loader.materials(components)
-    outputs = loader.outputs()
-    pages = loader.pages()
-    data = loader.data()
-    layouts = loader.layouts()
-    for slug, material in materials.items():
-        author = material.summary.author
-        authors = data.get("authors")
-        if author is not None and isinstance(authors, dict) and author not in authors:
-            loader.problem(material.file, f"unknown author {author!r} (not in data/authors.yaml)", ["author"])
-    if loader.problems:
-        raise InputError(f"{len(loader.problems)} problem(s) in the site's input",
-                         sorted(set(loader.problems), key=lambda p: (p.file, p.line or 0, p.message)))
-    site = Site(root=root, config=config, sources=sources, materials=materials, components=components,
-                component_order=order, pages=pages, outputs=outputs, data=data, layouts=layouts,
-                assets=tuple(sources.under("assets")))
+    loader = SiteLoader(root, config, sources, parse_cache)
+    site = loader.frame()
+    loader.merge(site, [loader.load_share(material_files(sources), output_files(sources))])
     return site, loader.new_cache

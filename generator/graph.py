@@ -18,6 +18,7 @@ templates) are unchanged too, even its static and page keys come from the memo u
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -122,6 +123,13 @@ class GraphBuilder:
             sorted((c.name, renderer.template_sig(c.template)) for c in site.components.values()),
             [renderer.category_context(k) for k in site.config.categories],
         ])
+        self.global_sig = short([self.generation_sig, self.view_sig])  # recorded in the memo
+
+    def for_site(self, site: Site) -> GraphBuilder:
+        """This builder over another view of the same site (one share's materials)."""
+        share = copy.copy(self)
+        share.site = site
+        return share
 
     # -- component nodes -----------------------------------------------------------------------
 
@@ -280,6 +288,10 @@ class GraphBuilder:
                 entries.append(f"{name}={nodes[name].key}")
         return f"{SCHEME}:" + hashlib.sha256("|".join(entries).encode()).hexdigest()
 
+    def material_page(self, material: Material, page_key: str) -> OutputNode:
+        slug = material.slug
+        return self._output(f"page:{slug}", "material", slug, page_key, (f"{material.category}/{slug}/index.html",))
+
     def material_result(self, material: Material, hit: tuple[str, tuple | None] | None = None
                         ) -> tuple[dict[str, ComponentNode], str, tuple]:
         """A material's component nodes, its page key and its memo entry (`hit`: _memo_hit())."""
@@ -295,25 +307,15 @@ class GraphBuilder:
                                  self.view_sig, page_key)
 
     def build(self, previous: Graph | None = None, changed: set[str] = frozenset(),
-              workers: int | None = 1) -> Graph:
+              computed: dict[str, tuple] | None = None) -> Graph:
         """The whole graph; with `previous`, only materials in `changed` are looked at again
-        (used after producing LLM outputs for those materials within one build). Materials
-        whose memo entry does not hold are spread over `workers` processes (None: every core)."""
-        from .forkpool import fork_map, worker_count
-
+        (used after producing LLM outputs for those materials within one build). `computed`:
+        material_result() of materials already worked out (shares.run_shares)."""
         site, r = self.site, self.r
         components: dict[tuple[str, str], ComponentNode] = {}
         outputs: dict[str, OutputNode] = {}
         memo: dict[str, tuple] = {}
-        hits = {slug: self._memo_hit(m) for slug, m in site.materials.items()
-                if previous is None or slug in changed}
-        misses = [site.materials[slug] for slug, (_, old) in hits.items() if old is None]
-        if misses:
-            for component in site.components.values():  # shared by every worker: once, here
-                if component.kind == "llm":
-                    self._llm_base(component)
-        computed, _ = fork_map(misses, self.material_result, worker_count(workers, len(misses)))
-        results = dict(zip((m.slug for m in misses), computed))
+        computed = computed or {}
         for slug, material in site.materials.items():
             if previous is not None and slug not in changed:
                 for name in material.components:
@@ -321,11 +323,10 @@ class GraphBuilder:
                 outputs[f"page:{slug}"] = previous.outputs[f"page:{slug}"]
                 memo[slug] = previous.memo[slug]
                 continue
-            nodes, page_key, memo[slug] = results.get(slug) or self.material_result(material, hits[slug])
+            nodes, page_key, memo[slug] = computed.get(slug) or self.material_result(material)
             for name, node in nodes.items():
                 components[(name, slug)] = node
-            outputs[f"page:{slug}"] = self._output(f"page:{slug}", "material", slug, page_key,
-                                                   (f"{material.category}/{slug}/index.html",))
+            outputs[f"page:{slug}"] = self.material_page(material, page_key)
         for key in site.config.categories:
             cards = [card(m) for m in site.materials.values() if m.category == key]
             k = digest({"node": "category", "layout": r.template_sig("category.html"), "site": r.site_sig,

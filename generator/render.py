@@ -21,6 +21,11 @@ from .errors import InputError, Problem
 from .hashing import short
 
 
+# What template code can raise: a filter on the wrong type, a division by zero... Reported at
+# the template's line; anything else is a bug of ours and keeps its traceback.
+_TEMPLATE_CODE_ERRORS = (jinja2.TemplateError, TypeError, ValueError, KeyError, AttributeError, ArithmeticError)
+
+
 class TemplateFailure(Exception):
     """A template raised while rendering: names the template file and line."""
 
@@ -230,7 +235,7 @@ class Renderer:
             if component.definition.get("system"):
                 out.append({"role": "system", "content": self._text_template(component, "system").render(ctx).strip()})
             out.append({"role": "user", "content": self._text_template(component, "prompt").render(ctx).strip()})
-        except jinja2.TemplateError as exc:
+        except _TEMPLATE_CODE_ERRORS as exc:
             raise TemplateFailure(_template_problem(exc, self.root)) from None
         return tuple(out)
 
@@ -238,7 +243,7 @@ class Renderer:
         ctx = self._generation_context(component, material, deps)
         try:
             return self.text.get_template(component.jinja_name(component.definition["offline"])).render(ctx)
-        except jinja2.TemplateError as exc:
+        except _TEMPLATE_CODE_ERRORS as exc:
             raise TemplateFailure(_template_problem(exc, self.root)) from None
 
     def component_html(self, component: Component, material: Material, output: dict | None,
@@ -256,10 +261,7 @@ class Renderer:
     def _render(self, env: jinja2.Environment, name: str, ctx: dict) -> str:
         try:
             return env.get_template(name).render(ctx)
-        except jinja2.TemplateError as exc:
-            raise TemplateFailure(_template_problem(exc, self.root)) from None
-        except (TypeError, ValueError, KeyError, AttributeError, ArithmeticError) as exc:
-            # Raised by template code (a filter on the wrong type...): report it at the template line.
+        except _TEMPLATE_CODE_ERRORS as exc:
             raise TemplateFailure(_template_problem(exc, self.root)) from None
 
     def layout(self, name: str, ctx: dict) -> str:

@@ -85,6 +85,11 @@ class Sources:
             return True
         return any(self.previous[rel][0] != sig for rel, sig in self.signatures.items())
 
+    def stat_unchanged(self, rel: str) -> bool:
+        """Same stat signature as at the last successful build (cheap: no hashing)."""
+        prev = self.previous.get(rel)
+        return prev is not None and prev[0] == self.signatures.get(rel)
+
     def sha(self, rel: str) -> str:
         sha = self._shas.get(rel)
         if sha is None:
@@ -104,9 +109,18 @@ class Sources:
         return prev is not None and self.sha(rel) == prev[1]
 
     def read_bytes(self, rel: str) -> bytes:
-        """The file's bytes (not kept: a cold build of 10,000 materials reads 50,000 files)."""
+        """The file's bytes (not kept: a cold build of 10,000 materials reads 50,000 files).
+        Hashed as they are read: a file read is a file whose hash the build records."""
         data = self._bytes.pop(rel, None)
-        return data if data is not None else self._read(rel)
+        if data is None:
+            data = self._read(rel)
+            if rel not in self._shas and rel in self.signatures:
+                self._shas[rel] = bytes_sha(data)
+        return data
+
+    def adopt(self, shas: dict[str, str]) -> None:
+        """Hashes computed by another process that loaded these files."""
+        self._shas.update(shas)
 
     def _read(self, rel: str) -> bytes:
         # os-level reads: a quarter of the syscalls of open().read(), which matters on

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 
-STATE_FORMAT = 15
+STATE_FORMAT = 16
 INDEX_FILE = "state.bin"
 MEMO_FILE = "memo.bin"
 PARTS_FILE = "parts.bin"
@@ -73,6 +73,7 @@ class Memo:
     parts: PartsTable = field(default_factory=PartsTable)  # why a fresh LLM node went stale
     keys: dict[str, tuple] = field(default_factory=dict)  # slug -> (material sig, node keys, view sig, page key)
     template_refs: dict[str, tuple[str, list[str]]] = field(default_factory=dict)  # jinja name -> (sig, refs)
+    global_sig: str = ""  # GraphBuilder.global_sig: what every material's keys and page depend on
 
 
 @dataclass
@@ -149,13 +150,13 @@ def load_memo(cache_dir: Path, state: BuildState) -> Memo:
     if payload is None:
         return Memo()
     try:
-        memo_id, plain, other, keys, template_refs = payload
+        memo_id, plain, other, keys, template_refs, global_sig = payload
         if memo_id != state.memo_id:
             return Memo()
         parse_cache = pickle.loads(other)
         for rel, (token, data, is_summary) in plain.items():
             parse_cache[rel] = (token, MaterialSummary(*data) if is_summary else data)
-        return Memo(parse_cache, PartsTable(cache_dir / PARTS_FILE), keys, template_refs)
+        return Memo(parse_cache, PartsTable(cache_dir / PARTS_FILE), keys, template_refs, global_sig)
     except _UNREADABLE:
         return Memo()
 
@@ -180,7 +181,7 @@ def save_state(cache_dir: Path, state: BuildState, memo: Memo, parts: PartsTable
     if parts is not None:  # only explains staleness: no need to tie it to this memo
         _write(cache_dir / PARTS_FILE, (parts.table(),))
     _write(cache_dir / MEMO_FILE, (state.memo_id, plain, pickle.dumps(other, protocol=pickle.HIGHEST_PROTOCOL),
-                                   memo.keys, memo.template_refs))
+                                   memo.keys, memo.template_refs, memo.global_sig))
     index = {f.name: getattr(state, f.name) for f in fields(state)}
     index["nodes"] = {node_id: (r.key, r.outputs) for node_id, r in state.nodes.items()}
     index["config"] = pickle.dumps(state.config) if state.config is not None else None

@@ -116,8 +116,12 @@ class OutputWriter:
         staging = self.out_dir.with_name(f".{self.out_dir.name}.staging")
         shutil.rmtree(staging, ignore_errors=True)  # what a killed build left
         staging.mkdir(parents=True)
-        self.target, self._fresh = staging, True
-        self._out = os.fspath(staging)
+        self.stage_into(os.fspath(staging))
+
+    def stage_into(self, staging: str) -> None:
+        """Write into the staging folder start_fresh() made (in this or the parent process)."""
+        self.target, self._fresh = Path(staging), True
+        self._out = staging
 
     def publish(self) -> None:
         """Move a staged output folder into place (after flush())."""

@@ -1,0 +1,161 @@
+"""A build's per-material work, in shares of the site spread over the cores.
+
+Nearly all of a large site is its material files and their generated outputs, and nearly all
+of a cold build is per material: parse and validate its files, compute its nodes' keys, render
+its page. Each process (forkpool) takes a share: the files of every N-th material file name.
+1. It loads its share (content.SiteLoader.load_share) and reports summaries to the parent.
+2. The parent merges the reports (content.SiteLoader.merge): slugs unique, references known,
+   every problem of the site raised at once, before anything is written.
+3. Each process computes its share's node keys (graph.GraphBuilder.material_result); a prompt
+   that fails to render is reported, with every other one, before any page is written.
+4. Each process renders and writes its share's stale material pages, unless one waits for an
+   LLM output to be produced.
+
+The parent gets back keys, pages and files written, never a share's parsed data: at 10,000
+materials no process holds more than its share of them. With one share (small sites, most
+incremental builds) the same steps run in this process.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Callable
+
+from .content import material_files, output_files
+from .errors import InputError, Problem
+from .forkpool import fork_steps, worker_count
+from .render import TemplateFailure
+
+if TYPE_CHECKING:
+    from .content import ShareLoad, Site, SiteLoader
+    from .graph import ComponentNode, GraphBuilder, OutputNode
+    from .writer import OutputWriter
+
+# (files written, failure message or None) of rendering one output node
+Rendered = tuple[list[str], "str | None"]
+
+
+@dataclass
+class Share:
+    index: int
+    material_files: list[str] = field(default_factory=list)
+    output_files: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ShareWork:
+    """What the parent gives a share once every share is loaded and the site is valid."""
+
+    material_files: list[str]  # its valid materials, in site order
+    outputs: list[tuple[str, tuple, str]]  # (file, metadata, sha) of their outputs another share loaded
+
+
+@dataclass
+class SharesDone:
+    computed: dict[str, tuple] = field(default_factory=dict)  # slug -> GraphBuilder.material_result()
+    pages: dict[str, tuple[str, list[str], str | None]] = field(default_factory=dict)  # id -> (key, files, failure)
+    written: set[str] = field(default_factory=set)  # files whose bytes changed
+
+
+def planned_materials(site: Site, previous_sig: str | None, builder: GraphBuilder, out_exists: bool) -> int:
+    """How many materials this build will likely load, key or render: all of them when what
+    every key or page depends on changed or the output folder is gone, else those with a
+    file whose stat changed."""
+    files = material_files(site.sources)
+    if not out_exists or previous_sig != builder.global_sig:
+        return len(files)
+    changed = {_stem(rel) for rel in (*files, *output_files(site.sources)) if not site.sources.stat_unchanged(rel)}
+    return len(changed)
+
+
+def split(site: Site, count: int) -> list[Share]:
+    """`count` shares; a material file and its generated outputs share a file name, and so a share."""
+    shares = [Share(index) for index in range(count)]
+    owner: dict[str, int] = {}
+    for rel in material_files(site.sources):
+        index = owner.setdefault(_stem(rel), len(owner) % count)
+        shares[index].material_files.append(rel)
+    for rel in output_files(site.sources):
+        index = owner.setdefault(_stem(rel), len(owner) % count)
+        shares[index].output_files.append(rel)
+    return shares
+
+
+def run_shares(loader: SiteLoader, site: Site, builder: GraphBuilder, writer: OutputWriter,
+               render_page: Callable[[OutputNode, Site, dict[str, ComponentNode]], Rendered],
+               ready: Callable[[dict[str, ComponentNode]], bool], workers: int | None,
+               planned: int) -> SharesDone:
+    """Load, validate and merge every material and output file into `site`, compute every
+    material's keys, and render the stale pages that are `ready` (their LLM outputs final).
+    Raises InputError, before any page is written, for bad input or a failing prompt."""
+    count = worker_count(workers, planned)
+    shares = split(site, count)
+    if count > 1:
+        writer.threads = 0  # every core renders: writer threads would only contend
+    held: dict[int, tuple[Site, GraphBuilder, dict[str, tuple]]] = {}  # what this process holds per share
+
+    def load(share: Share, _: None) -> ShareLoad:
+        return loader.load_share(share.material_files, share.output_files)
+
+    def merged(loads: list[ShareLoad]) -> list[ShareWork]:
+        loader.merge(site, loads)  # raises InputError: nothing written yet
+        share_of = {rel: index for index, share in enumerate(shares)
+                    for rel in (*share.material_files, *share.output_files)}
+        works = [ShareWork([], []) for _ in shares]
+        for slug, material in site.materials.items():
+            index = share_of[material.file]
+            works[index].material_files.append(material.file)
+            for name in material.components:
+                out = site.outputs.get((name, slug))
+                if out is not None and share_of.get(out.file) != index:
+                    works[index].outputs.append((out.file, out.meta, site.sources.sha(out.file)))
+        return works
+
+    def keys(share: Share, work: ShareWork) -> list[Problem]:
+        view = loader.share_view(site, work.material_files, work.outputs)
+        share_builder = builder.for_site(view)
+        computed: dict[str, tuple] = {}
+        problems = []
+        for slug, material in view.materials.items():
+            try:
+                computed[slug] = share_builder.material_result(material)
+            except TemplateFailure as exc:
+                problems.append(exc.problem)
+        held[share.index] = (view, share_builder, computed)
+        return problems
+
+    def checked(problems: list[list[Problem]]) -> list[str | None]:
+        failed = [p for share_problems in problems for p in share_problems]  # one per material
+        if failed:  # every failing prompt at once, and no page written
+            raise InputError(f"prompts failed to render for {len(failed)} material(s)",
+                             sorted(set(failed), key=lambda p: (p.file, p.line or 0, p.message)))
+        writer.start_fresh()
+        staging = os.fspath(writer.target) if writer.target != writer.out_dir else None
+        return [staging] * len(shares)
+
+    def pages(share: Share, staging: str | None) -> SharesDone:
+        if staging is not None:
+            writer.stage_into(staging)
+        view, share_builder, computed = held.pop(share.index)
+        done = SharesDone(computed=computed)
+        for slug, material in view.materials.items():
+            page = share_builder.material_page(material, computed[slug][1])
+            if page.stale and ready(computed[slug][0]):
+                done.pages[page.id] = (page.key, *render_page(page, view, computed[slug][0]))
+        writer.flush()
+        done.written = set(writer.written)
+        return done
+
+    total = SharesDone()
+    for done in fork_steps(shares, [(load, merged), (keys, checked),
+                                    (pages, lambda reports: reports)]):
+        total.computed.update(done.computed)
+        total.pages.update(done.pages)
+        total.written |= done.written
+    return total
+
+
+def _stem(rel: str) -> str:
+    return PurePosixPath(rel).stem

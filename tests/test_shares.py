@@ -1,0 +1,99 @@
+"""A build's per-material work in shares over worker processes (generator/shares.py, forkpool.py).
+
+Builds that fork run as subprocesses: a test process has fake-server threads, and a fork copies
+only the calling thread. forkpool's own tests fork plain functions, which touch no lock.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from generator.forkpool import fork_steps
+from tests.conftest import run_site, run_site_process, tree_digest
+
+
+def test_steps_run_each_share_in_its_own_worker_and_merge_in_the_parent() -> None:
+    parent = os.getpid()
+    held = {}
+
+    def load(share: int, _: None) -> tuple[int, int]:
+        held[share] = share * 10  # left behind for the next step, in the share's worker
+        return share, os.getpid()
+
+    def merge_loads(reports: list) -> list[int]:
+        assert [share for share, _ in reports] == [0, 1, 2]
+        assert all(pid != parent for _, pid in reports)  # every share had a worker
+        return [100 + share for share, _ in reports]
+
+    def finish(share: int, given: int) -> int:
+        return held[share] + given
+
+    assert fork_steps([0, 1, 2], [(load, merge_loads), (finish, lambda reports: reports)]) == [100, 111, 122]
+    assert held == {}  # the parent itself did no share
+
+
+def test_a_worker_that_dies_has_its_steps_redone_by_the_parent() -> None:
+    parent = os.getpid()
+
+    def load(share: int, _: None) -> int:
+        return share
+
+    def finish(share: int, given: int) -> tuple[int, bool]:
+        if share == 1 and os.getpid() != parent:
+            os._exit(1)  # killed mid-build: no report
+        return share + given, os.getpid() == parent
+
+    done = fork_steps([0, 1, 2], [(load, lambda shares: [s * 2 for s in shares]),
+                                  (finish, lambda reports: reports)])
+    assert done == [(0, False), (3, True), (6, False)]  # share 1 was redone here, from its first step
+
+
+def test_a_merge_that_fails_stops_every_worker() -> None:
+    def refuse(reports: list) -> list:
+        raise ValueError("bad input somewhere")
+
+    with pytest.raises(ValueError, match="bad input somewhere"):
+        fork_steps([0, 1], [(lambda share, _: share, refuse), (lambda share, _: 1 / 0, lambda r: r)])
+
+
+def _stems_in_different_shares(root: Path) -> tuple[Path, Path]:
+    """Two material files that two shares load (shares take every other file name)."""
+    files = sorted(root.glob("materials/*/*.yaml"), key=lambda p: p.stem)
+    return files[0], files[1]
+
+
+def test_problems_in_every_share_are_reported_at_once_and_nothing_is_written(site_small: Path) -> None:
+    assert run_site(site_small, "build", "--frozen").exit_code == 0
+    before = tree_digest(site_small / "build"), tree_digest(site_small / "content")
+    first, second = _stems_in_different_shares(site_small)
+    first.write_text(first.read_text().replace("category: ", "category: no-such-", 1))
+    second.write_text(second.read_text() + "name: twice\n")
+    result = run_site_process(site_small, "build", "--frozen", "--workers", "2")
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert f"materials/{first.parent.name}/{first.name}" in output and "unknown category" in output
+    assert f"materials/{second.parent.name}/{second.name}" in output and "duplicate" in output
+    assert "Traceback" not in output
+    assert (tree_digest(site_small / "build"), tree_digest(site_small / "content")) == before
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_prompt_that_fails_to_render_stops_the_build_before_any_page(site_small: Path, workers: str) -> None:
+    assert run_site(site_small, "build", "--frozen").exit_code == 0
+    before = tree_digest(site_small / "build")
+    prompt = site_small / "components/caption/prompt.j2"
+    prompt.write_text(prompt.read_text() + "\n{{ (material.name | length) // 0 }}\n")
+    line = len(prompt.read_text().splitlines())
+    # The layout changed too: every page is stale, and still none may be written.
+    base = site_small / "layouts/base.html"
+    base.write_text(base.read_text().replace("</body>", "<!-- changed --></body>"))
+    result = run_site_process(site_small, "build", "--frozen", "--workers", workers)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert f"components/caption/prompt.j2:{line}" in output and "ZeroDivisionError" in output
+    assert "prompts failed to render for 4 material(s)" in output  # from every share
+    assert "Traceback" not in output
+    assert tree_digest(site_small / "build") == before
