@@ -216,7 +216,7 @@ class _Build:
         if loader.problems:  # no renderer for a broken frame: report it with every material's problems
             loader.merge(site, [loader.load_share(material_files(sources), output_files(sources))])
         renderer = Renderer(site, self.cache_dir / "jinja", memo.template_refs)
-        renderer.compile_all()
+        unchecked = renderer.unchecked_templates()  # before the builder's signatures mark them checked
         builder = GraphBuilder(site, renderer, state.nodes, memo, writer.exists)
         planned = planned_materials(site, memo.global_sig, builder, writer.out_dir.is_dir())
         frozen, regen = self.options.frozen, self.options.regen
@@ -226,8 +226,10 @@ class _Build:
             return frozen or (regen is None and all(n.kind == "static" or n.status in ("fresh", "kept")
                                                     for n in nodes.values()))
 
+        # Templates are checked while the shares load: workers render them from the bytecode
+        # cache it fills, and a syntax error stops the build before any page is written.
         shares = run_shares(loader, site, builder, writer, partial(self._render_node, renderer, writer), ready,
-                            self.options.workers, planned)
+                            self.options.workers, planned, meanwhile=partial(renderer.check_templates, unchecked))
         self.parse_cache = loader.new_cache  # outputs stored by this build are added as they come
         return site, renderer, builder, shares
 

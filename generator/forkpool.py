@@ -39,20 +39,22 @@ def worker_count(requested: int | None, items: int) -> int:
     return max(1, min(cores, items // MIN_ITEMS_PER_WORKER))
 
 
-def fork_steps(shares: Sequence[Any], steps: Sequence[tuple[Callable[[Any, Any], Any], Callable[[list], list]]]
-               ) -> list:
+def fork_steps(shares: Sequence[Any], steps: Sequence[tuple[Callable[[Any, Any], Any], Callable[[list], list]]],
+               meanwhile: Callable[[], Any] = lambda: None) -> list:
     """Work on `shares` in steps, each share in a worker process of its own.
 
     In each step `(work, merge)`, every share's `work(share, given)` runs in its process (`given`
     is None in the first step); then `merge(reports)` runs here, with every share's report in
     order, and returns what each share is given in the next step (after the last step: the
     result). A share's worker keeps what its steps leave behind for its next steps. With one
-    share, everything runs in this process.
+    share, everything runs in this process. `meanwhile()` runs here while the workers do their
+    first step (if it raises, they are stopped).
 
     Call it before this process starts any thread: a fork copies only the calling thread.
     """
     given: list = [None] * len(shares)
     if len(shares) == 1:
+        meanwhile()
         for work, merge in steps:
             given = merge([work(shares[0], given[0])])
         return given
@@ -78,6 +80,7 @@ def fork_steps(shares: Sequence[Any], steps: Sequence[tuple[Callable[[Any, Any],
         return report
 
     try:
+        meanwhile()
         for number, (work, merge) in enumerate(steps):
             history.append(given)
             reports = []

@@ -167,8 +167,12 @@ class Renderer:
             if known is not None and known[0] == source_sig:
                 refs = known[1]
             else:
-                refs = sorted(r for r in meta.find_referenced_templates(self.html.parse(source)) if r)
-                self.refs_memo[name] = (source_sig, refs)
+                try:
+                    refs = sorted(r for r in meta.find_referenced_templates(self.html.parse(source)) if r)
+                except jinja2.TemplateSyntaxError:  # reported by check_templates(), with its line
+                    refs = []
+                else:
+                    self.refs_memo[name] = (source_sig, refs)
             sig = short([source_sig, [self.template_sig(r) for r in refs]])
             self._sig_cache[name] = sig
         return sig
@@ -188,20 +192,25 @@ class Renderer:
         except jinja2.TemplateNotFound:
             raise InputError("missing template", [Problem(name, f"template {name!r} not found")]) from None
 
-    def compile_all(self) -> None:
-        """Compile every layout and component template up front: syntax errors are bad input."""
-        problems = []
+    def unchecked_templates(self) -> list[tuple[jinja2.Environment, str, str]]:
+        """Every layout and component template not checked by a successful build yet (a template
+        unchanged since one is compiled, from the bytecode cache, when first rendered)."""
         names = [(self.html, n) for n in self.site.layouts if n.endswith((".html", ".xml", ".txt", ".j2"))]
         for c in self.site.components.values():
             names.append((self.html, c.template))
             names += [(self.text, c.jinja_name(v)) for k, v in c.definition.items()
                       if k in ("offline", "prompt", "system") and isinstance(v, str) and _is_file(v)]
+        unchecked = []
         for env, name in names:
-            # A template unchanged since the last good build (its signature is in the memo) was
-            # checked then: it is compiled (from the bytecode cache) when first rendered.
             source = self._source(name)
-            if self.refs_memo.get(name, ("",))[0] == _source_sig(source):
-                continue
+            if self.refs_memo.get(name, ("",))[0] != _source_sig(source):
+                unchecked.append((env, name, source))
+        return unchecked
+
+    def check_templates(self, unchecked: list[tuple[jinja2.Environment, str, str]]) -> None:
+        """Compile `unchecked_templates()` up front: syntax errors are bad input."""
+        problems = []
+        for env, name, source in unchecked:
             try:
                 if env is self.text:  # only parsed: compiled when a prompt is first rendered
                     env.parse(source, name, name)

@@ -87,10 +87,11 @@ def split(site: Site, count: int) -> list[Share]:
 def run_shares(loader: SiteLoader, site: Site, builder: GraphBuilder, writer: OutputWriter,
                render_page: Callable[[OutputNode, Site, dict[str, ComponentNode]], Rendered],
                ready: Callable[[dict[str, ComponentNode]], bool], workers: int | None,
-               planned: int) -> SharesDone:
+               planned: int, meanwhile: Callable[[], None] = lambda: None) -> SharesDone:
     """Load, validate and merge every material and output file into `site`, compute every
     material's keys, and render the stale pages that are `ready` (their LLM outputs final).
-    Raises InputError, before any page is written, for bad input or a failing prompt."""
+    Raises InputError, before any page is written, for bad input or a failing prompt.
+    `meanwhile()` runs in this process while the shares load (e.g. compiling templates)."""
     count = worker_count(workers, planned)
     shares = split(site, count)
     if count > 1:
@@ -150,8 +151,8 @@ def run_shares(loader: SiteLoader, site: Site, builder: GraphBuilder, writer: Ou
         return done
 
     total = SharesDone()
-    for done in fork_steps(shares, [(load, merged), (keys, checked),
-                                    (pages, lambda reports: reports)]):
+    for done in fork_steps(shares, [(load, merged), (keys, checked), (pages, lambda reports: reports)],
+                           meanwhile):
         total.computed.update(done.computed)
         total.pages.update(done.pages)
         total.written |= done.written

@@ -24,7 +24,7 @@ def _load(root: Path, base_url: str | None = None) -> tuple[Site, Renderer, obje
     memo = load_memo(root / CACHE_DIR, state)
     site, _ = load_site(root, config, sources, memo.parse_cache)
     renderer = Renderer(site)
-    renderer.compile_all()
+    renderer.check_templates(renderer.unchecked_templates())
     out_dir = root / config.output_dir
     graph = GraphBuilder(site, renderer, state.nodes, memo, lambda rel: (out_dir / rel).is_file()).build()
     return site, renderer, graph

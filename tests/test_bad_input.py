@@ -94,6 +94,14 @@ def test_template_syntax_error_names_file_and_line(site: Path) -> None:
     fails_cleanly(site, f"layouts/index.html:{line}", "template syntax error")
 
 
+def test_unknown_filter_in_a_layout_every_page_uses_names_file_and_line(site: Path) -> None:
+    # It parses (a template's signature is taken before it is compiled) but does not compile.
+    path = site / "layouts/base.html"
+    path.write_text(path.read_text().replace("</body>", "{{ page.title | no_such_filter }}\n</body>"))
+    line = line_of(path, "no_such_filter")
+    fails_cleanly(site, f"layouts/base.html:{line}", "no_such_filter")
+
+
 def test_prompt_template_syntax_error_names_file_and_line(site: Path) -> None:
     # Prompt templates are only parsed up front (compiled when first used): still caught first.
     path = site / "components/caption/prompt.j2"
