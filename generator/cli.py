@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -27,6 +28,27 @@ def _run(fn, *args, **kwargs):
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+
+
+def entry() -> None:
+    """The console script: `main`, then, after a build, a quick exit. The build's data stays
+    referenced (in `kept`) until the process ends without freeing it object by object, which
+    takes a third of a second at 10,000 materials; other commands exit normally."""
+    kept: list = []
+    try:
+        main(obj=kept)
+    except SystemExit as exc:
+        if kept and (exc.code is None or isinstance(exc.code, int)):
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(exc.code or 0)
+        raise
+
+
+def _kept() -> list | None:
+    """Where a build leaves its report when the console script runs it (None in tests)."""
+    obj = click.get_current_context().obj
+    return obj if isinstance(obj, list) else None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -57,7 +79,7 @@ def build(root: Path, frozen: bool, chain: str | None, base_url: str | None, job
     if no_wait and not batch:
         raise click.UsageError("--no-wait goes with --batch")
     sys.exit(_run(run_build, root, frozen=frozen, chain=_chain(chain), base_url=base_url, quiet=quiet,
-                  batch=batch, no_wait=no_wait, jobs=jobs, workers=workers))
+                  batch=batch, no_wait=no_wait, jobs=jobs, workers=workers, keep=_kept()))
 
 
 @main.command()
@@ -78,7 +100,7 @@ def regen(root: Path, component: str, materials: tuple[str, ...], category: str 
     if no_wait and not batch:
         raise click.UsageError("--no-wait goes with --batch")
     sys.exit(_run(run_regen, root, component=component, materials=materials, category=category, force=force,
-                  chain=_chain(chain), quiet=quiet, batch=batch, no_wait=no_wait))
+                  chain=_chain(chain), quiet=quiet, batch=batch, no_wait=no_wait, keep=_kept()))
 
 
 @main.command()

@@ -26,7 +26,9 @@ def output_dir(root: Path) -> Path:
 
 def run_build(root: Path, *, frozen: bool = False, chain=None, base_url=None, quiet=False, regen=None,
               batch: bool = False, no_wait: bool = False, jobs: int | None = None,
-              workers: int | None = None) -> int:
+              workers: int | None = None, keep: list | None = None) -> int:
+    """`keep`: where to leave the build's report (and the data it retains) for a caller that
+    exits right after (cli.entry)."""
     from .build import BuildOptions, build
 
     options = BuildOptions(frozen=frozen, chain=chain, base_url=base_url, quiet=quiet, regen=regen,
@@ -34,8 +36,12 @@ def run_build(root: Path, *, frozen: bool = False, chain=None, base_url=None, qu
     try:
         report = build(root, options, say=_say)
     except FrozenStale as exc:  # the site was still built: say what happened, then fail
+        if keep is not None:
+            keep.append(exc.report)
         print_report(exc.report, quiet=True)
         raise
+    if keep is not None:
+        keep.append(report)
     print_report(report, quiet)
     if report.failures:
         raise BuildFailed(f"{len(report.failures)} component(s) or page(s) failed; the rest was built",
@@ -44,10 +50,10 @@ def run_build(root: Path, *, frozen: bool = False, chain=None, base_url=None, qu
 
 
 def run_regen(root: Path, *, component: str, materials=(), category=None, force=False, chain=None,
-              quiet=False, batch=False, no_wait=False) -> int:
+              quiet=False, batch=False, no_wait=False, keep: list | None = None) -> int:
     from .build import Regen
 
-    return run_build(root, chain=chain, quiet=quiet, batch=batch, no_wait=no_wait,
+    return run_build(root, chain=chain, quiet=quiet, batch=batch, no_wait=no_wait, keep=keep,
                      regen=Regen(component=component, materials=tuple(materials), category=category, force=force))
 
 
