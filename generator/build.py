@@ -147,7 +147,7 @@ class _Build:
 
         memo = load_memo(self.cache_dir, state)
         site, renderer, builder, shares = self._load(config, sources, state, memo, writer)
-        graph = self._graph(builder, computed=shares.computed)
+        graph, others = shares.alongside
 
         if not self.options.frozen:
             graph = self._produce(site, renderer, builder, graph, report)
@@ -162,7 +162,8 @@ class _Build:
             if node.status in ("missing", "blocked"):
                 report.warnings.append(f"{node.id}: no output yet; its page is built without it")
 
-        new_nodes = self._render(site, renderer, graph, state, writer, report, shares)
+        new_nodes = self._render(site, renderer, graph, state, writer, report, {**shares.pages, **others},
+                                 shares.written)
         for rel in sorted(state.owned_outputs() - {o for r in new_nodes.values() for o in r.outputs}):
             writer.remove(rel)
         report.written, report.removed = writer.written, writer.removed
@@ -230,10 +231,18 @@ class _Build:
             return frozen or (regen is None and all(n.kind == "static" or n.status in ("fresh", "kept")
                                                     for n in nodes.values()))
 
+        def while_rendering(computed: dict[str, tuple]) -> tuple[Graph, dict]:
+            """The graph, and the stale pages other than materials' (listings, sitemap...: made
+            of material summaries, which no LLM output changes), rendered here meanwhile."""
+            graph = self._graph(builder, computed=computed)
+            return graph, {node.id: (node.key, *self._render_node(renderer, writer, node, site, graph.components))
+                           for node in graph.outputs.values() if node.stale and node.kind != "material"}
+
         # Templates are checked while the shares load: workers render them from the bytecode
         # cache it fills, and a syntax error stops the build before any page is written.
         shares = run_shares(loader, site, builder, writer, partial(self._render_node, renderer, writer), ready,
-                            self.options.workers, planned, meanwhile=partial(renderer.check_templates, unchecked))
+                            self.options.workers, planned, while_loading=partial(renderer.check_templates, unchecked),
+                            while_rendering=while_rendering)
         self.parse_cache = loader.new_cache  # outputs stored by this build are added as they come
         return site, renderer, builder, shares
 
@@ -414,14 +423,15 @@ class _Build:
             site.release(node.subject)
         return list(files), None
 
-    def _render(self, site: Site, renderer: Renderer, graph: Graph, state: BuildState,
-                writer: OutputWriter, report: BuildReport, shares: SharesDone) -> dict[str, NodeRecord]:
-        """Render what is stale and not yet rendered by the shares; the state's node records."""
+    def _render(self, site: Site, renderer: Renderer, graph: Graph, state: BuildState, writer: OutputWriter,
+                report: BuildReport, rendered: dict[str, tuple], written_elsewhere: set[str]) -> dict[str, NodeRecord]:
+        """Render what is stale and not `rendered` yet (node id -> (key, files, failure), by the
+        shares or alongside them); the state's node records."""
         records: dict[str, NodeRecord] = {}
         queued: list[str] = []
         for node in graph.outputs.values():
-            done = shares.pages.get(node.id)
-            if done is not None and done[0] == node.key:  # rendered with its share
+            done = rendered.get(node.id)
+            if done is not None and done[0] == node.key:  # rendered with the shares
                 files, failure = done[1], done[2]
             elif not node.stale:
                 records[node.id] = NodeRecord(node.key, node.outputs)
@@ -440,7 +450,7 @@ class _Build:
             records[node.id] = NodeRecord(node.key, node.outputs)
         writer.flush()
         # Files whose bytes were already there were not written; the shares' included.
-        written = set(writer.written) | shares.written
+        written = set(writer.written) | written_elsewhere
         writer.written = [rel for rel in queued if rel in written]
         return records
 

@@ -39,23 +39,26 @@ def worker_count(requested: int | None, items: int) -> int:
     return max(1, min(cores, items // MIN_ITEMS_PER_WORKER))
 
 
-def fork_steps(shares: Sequence[Any], steps: Sequence[tuple[Callable[[Any, Any], Any], Callable[[list], list]]],
-               meanwhile: Callable[[], Any] = lambda: None) -> list:
+Step = tuple[Callable[[Any, Any], Any], Callable[[list], list], "Callable[[], Any] | None"]
+
+
+def fork_steps(shares: Sequence[Any], steps: Sequence[Step]) -> list:
     """Work on `shares` in steps, each share in a worker process of its own.
 
-    In each step `(work, merge)`, every share's `work(share, given)` runs in its process (`given`
-    is None in the first step); then `merge(reports)` runs here, with every share's report in
-    order, and returns what each share is given in the next step (after the last step: the
-    result). A share's worker keeps what its steps leave behind for its next steps. With one
-    share, everything runs in this process. `meanwhile()` runs here while the workers do their
-    first step (if it raises, they are stopped).
+    In each step `(work, merge, meanwhile)`, every share's `work(share, given)` runs in its
+    process (`given` is None in the first step) while `meanwhile()` (if not None) runs here;
+    then `merge(reports)` runs here, with every share's report in order, and returns what each
+    share is given in the next step (after the last step: the result). A share's worker keeps
+    what its steps leave behind for its next steps. If anything here raises, the workers are
+    stopped. With one share, everything runs in this process.
 
     Call it before this process starts any thread: a fork copies only the calling thread.
     """
     given: list = [None] * len(shares)
     if len(shares) == 1:
-        meanwhile()
-        for work, merge in steps:
+        for work, merge, meanwhile in steps:
+            if meanwhile is not None:
+                meanwhile()
             given = merge([work(shares[0], given[0])])
         return given
     import multiprocessing
@@ -75,14 +78,15 @@ def fork_steps(shares: Sequence[Any], steps: Sequence[tuple[Callable[[Any, Any],
         first = upto if index in adopted else 0
         adopted.add(index)
         report = None
-        for (work, _), step_given in zip(steps[first:upto + 1], history[first:]):
+        for (work, _, _), step_given in zip(steps[first:upto + 1], history[first:]):
             report = work(shares[index], step_given[index])
         return report
 
     try:
-        meanwhile()
-        for number, (work, merge) in enumerate(steps):
+        for number, (work, merge, meanwhile) in enumerate(steps):
             history.append(given)
+            if meanwhile is not None:
+                meanwhile()
             reports = []
             for child in children:
                 reports.append(_receive(child, lambda index=child[0], upto=number: redo(index, upto)))
@@ -118,7 +122,7 @@ def _receive(child: list, redo: Callable[[], Any]) -> Any:
 def _work(share: Any, steps: Sequence, connection: Any) -> None:
     try:
         given = None
-        for number, (work, _) in enumerate(steps):
+        for number, (work, _, _) in enumerate(steps):
             connection.send((work(share, given),))
             if number + 1 < len(steps):
                 given = connection.recv()

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .content import material_files, output_files
 from .errors import InputError, Problem
@@ -56,6 +56,7 @@ class SharesDone:
     computed: dict[str, tuple] = field(default_factory=dict)  # slug -> GraphBuilder.material_result()
     pages: dict[str, tuple[str, list[str], str | None]] = field(default_factory=dict)  # id -> (key, files, failure)
     written: set[str] = field(default_factory=set)  # files whose bytes changed
+    alongside: Any = None  # what while_rendering() returned
 
 
 def planned_materials(site: Site, previous_sig: str | None, builder: GraphBuilder, out_exists: bool) -> int:
@@ -86,12 +87,16 @@ def split(site: Site, count: int) -> list[Share]:
 
 def run_shares(loader: SiteLoader, site: Site, builder: GraphBuilder, writer: OutputWriter,
                render_page: Callable[[OutputNode, Site, dict[str, ComponentNode]], Rendered],
-               ready: Callable[[dict[str, ComponentNode]], bool], workers: int | None,
-               planned: int, meanwhile: Callable[[], None] = lambda: None) -> SharesDone:
+               ready: Callable[[dict[str, ComponentNode]], bool], workers: int | None, planned: int,
+               while_loading: Callable[[], None], while_rendering: Callable[[dict[str, tuple]], Any]
+               ) -> SharesDone:
     """Load, validate and merge every material and output file into `site`, compute every
     material's keys, and render the stale pages that are `ready` (their LLM outputs final).
     Raises InputError, before any page is written, for bad input or a failing prompt.
-    `meanwhile()` runs in this process while the shares load (e.g. compiling templates)."""
+
+    This process's own work goes alongside: `while_loading()` (checking templates), then
+    `while_rendering(every material's results)` (the graph, other pages), whose result is
+    SharesDone.alongside."""
     count = worker_count(workers, planned)
     shares = split(site, count)
     if count > 1:
@@ -115,7 +120,7 @@ def run_shares(loader: SiteLoader, site: Site, builder: GraphBuilder, writer: Ou
                     works[index].outputs.append((out.file, out.meta, site.sources.sha(out.file)))
         return works
 
-    def keys(share: Share, work: ShareWork) -> list[Problem]:
+    def keys(share: Share, work: ShareWork) -> tuple[dict[str, tuple], list[Problem]]:
         view = loader.share_view(site, work.material_files, work.outputs)
         share_builder = builder.for_site(view)
         computed: dict[str, tuple] = {}
@@ -126,10 +131,14 @@ def run_shares(loader: SiteLoader, site: Site, builder: GraphBuilder, writer: Ou
             except TemplateFailure as exc:
                 problems.append(exc.problem)
         held[share.index] = (view, share_builder, computed)
-        return problems
+        return computed, problems
 
-    def checked(problems: list[list[Problem]]) -> list[str | None]:
-        failed = [p for share_problems in problems for p in share_problems]  # one per material
+    total = SharesDone()
+
+    def checked(reports: list[tuple[dict[str, tuple], list[Problem]]]) -> list[str | None]:
+        for computed, _ in reports:
+            total.computed.update(computed)
+        failed = [p for _, share_problems in reports for p in share_problems]  # one per material
         if failed:  # every failing prompt at once, and no page written
             raise InputError(f"prompts failed to render for {len(failed)} material(s)",
                              sorted(set(failed), key=lambda p: (p.file, p.line or 0, p.message)))
@@ -137,25 +146,26 @@ def run_shares(loader: SiteLoader, site: Site, builder: GraphBuilder, writer: Ou
         staging = os.fspath(writer.target) if writer.target != writer.out_dir else None
         return [staging] * len(shares)
 
-    def pages(share: Share, staging: str | None) -> SharesDone:
+    def pages(share: Share, staging: str | None) -> tuple[dict, set[str]]:
         if staging is not None:
             writer.stage_into(staging)
         view, share_builder, computed = held.pop(share.index)
-        done = SharesDone(computed=computed)
+        rendered = {}
         for slug, material in view.materials.items():
             page = share_builder.material_page(material, computed[slug][1])
             if page.stale and ready(computed[slug][0]):
-                done.pages[page.id] = (page.key, *render_page(page, view, computed[slug][0]))
+                rendered[page.id] = (page.key, *render_page(page, view, computed[slug][0]))
         writer.flush()
-        done.written = set(writer.written)
-        return done
+        return rendered, set(writer.written)
 
-    total = SharesDone()
-    for done in fork_steps(shares, [(load, merged), (keys, checked), (pages, lambda reports: reports)],
-                           meanwhile):
-        total.computed.update(done.computed)
-        total.pages.update(done.pages)
-        total.written |= done.written
+    def alongside() -> None:
+        total.alongside = while_rendering(total.computed)
+
+    reports = fork_steps(shares, [(load, merged, while_loading), (keys, checked, None),
+                                  (pages, lambda reports: reports, alongside)])
+    for rendered, written in reports:
+        total.pages.update(rendered)
+        total.written |= written
     return total
 
 

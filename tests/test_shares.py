@@ -31,8 +31,11 @@ def test_steps_run_each_share_in_its_own_worker_and_merge_in_the_parent() -> Non
     def finish(share: int, given: int) -> int:
         return held[share] + given
 
-    assert fork_steps([0, 1, 2], [(load, merge_loads), (finish, lambda reports: reports)]) == [100, 111, 122]
+    beside = []
+    steps = [(load, merge_loads, None), (finish, lambda reports: reports, lambda: beside.append(os.getpid()))]
+    assert fork_steps([0, 1, 2], steps) == [100, 111, 122]
     assert held == {}  # the parent itself did no share
+    assert beside == [parent]  # while the workers finished
 
 
 def test_a_worker_that_dies_has_its_steps_redone_by_the_parent() -> None:
@@ -46,8 +49,8 @@ def test_a_worker_that_dies_has_its_steps_redone_by_the_parent() -> None:
             os._exit(1)  # killed mid-build: no report
         return share + given, os.getpid() == parent
 
-    done = fork_steps([0, 1, 2], [(load, lambda shares: [s * 2 for s in shares]),
-                                  (finish, lambda reports: reports)])
+    done = fork_steps([0, 1, 2], [(load, lambda shares: [s * 2 for s in shares], None),
+                                  (finish, lambda reports: reports, None)])
     assert done == [(0, False), (3, True), (6, False)]  # share 1 was redone here, from its first step
 
 
@@ -56,7 +59,7 @@ def test_a_merge_that_fails_stops_every_worker() -> None:
         raise ValueError("bad input somewhere")
 
     with pytest.raises(ValueError, match="bad input somewhere"):
-        fork_steps([0, 1], [(lambda share, _: share, refuse), (lambda share, _: 1 / 0, lambda r: r)])
+        fork_steps([0, 1], [(lambda share, _: share, refuse, None), (lambda share, _: 1 / 0, lambda r: r, None)])
 
 
 def _stems_in_different_shares(root: Path) -> tuple[Path, Path]:
