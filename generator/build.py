@@ -448,7 +448,6 @@ class _Build:
             queued += files
             report.rendered.append(node.id)
             records[node.id] = NodeRecord(node.key, node.outputs)
-        writer.flush()
         # Files whose bytes were already there were not written; the shares' included.
         written = set(writer.written) | written_elsewhere
         writer.written = [rel for rel in queued if rel in written]

@@ -99,8 +99,6 @@ def run_shares(loader: SiteLoader, site: Site, builder: GraphBuilder, writer: Ou
     SharesDone.alongside."""
     count = worker_count(workers, planned)
     shares = split(site, count)
-    if count > 1:
-        writer.threads = 0  # every core renders: writer threads would only contend
     held: dict[int, tuple[Site, GraphBuilder, dict[str, tuple]]] = {}  # what this process holds per share
 
     def load(share: Share, _: None) -> ShareLoad:
@@ -155,7 +153,6 @@ def run_shares(loader: SiteLoader, site: Site, builder: GraphBuilder, writer: Ou
             page = share_builder.material_page(material, computed[slug][1])
             if page.stale and ready(computed[slug][0]):
                 rendered[page.id] = (page.key, *render_page(page, view, computed[slug][0]))
-        writer.flush()
         return rendered, set(writer.written)
 
     def alongside() -> None:

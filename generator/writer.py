@@ -101,22 +101,18 @@ def _same_bytes(path: str | Path, data: bytes) -> bool:
 class OutputWriter:
     """Writes into the output folder, skipping files whose bytes are already there.
 
-    Writes run on a few threads: creating a folder or a file can cost a filesystem 0.1 to 0.6 ms,
-    time the GIL-free syscalls can spend while the caller renders the next page (with every
-    core rendering, threads only contend: `threads=0` writes in the caller's thread).
-    `flush()` waits for pending writes (and raises the first error); `written` is complete after.
+    Writes happen in the caller's thread: a writer thread would wait up to Python's switch
+    interval (5 ms) for the GIL after each syscall while the caller renders, and measured 30 %
+    slower than writing in place (0.1 ms per file).
     """
 
-    def __init__(self, out_dir: Path, threads: int = 4):
+    def __init__(self, out_dir: Path):
         self.out_dir = out_dir
         self.target = out_dir  # where files go: out_dir, or its staging folder (start_fresh)
-        self.threads = threads  # 0: write in the caller's thread
         self.written: list[str] = []
         self.removed: list[str] = []
         self._exists: dict[str, bool] = {}  # one stat per file per build, however often asked
         self._out = os.fspath(out_dir)
-        self._pool = None
-        self._pending: list = []
         self._safe_dirs: set[str] = set()
         self._fresh = False
 
@@ -138,44 +134,24 @@ class OutputWriter:
         self._out = staging
 
     def publish(self) -> None:
-        """Move a staged output folder into place (after flush())."""
+        """Move a staged output folder into place."""
         if self._fresh:
             os.rename(self.target, self.out_dir)
             self.target, self._fresh = self.out_dir, False
             self._out = os.fspath(self.out_dir)
 
     def write(self, rel: str, data: bytes) -> None:
-        if self._fresh:  # a folder we made this build: no symlink in it can lead outside
-            _checked_folder(rel)  # refused here, in the caller
-            path = os.path.join(self._out, rel)
+        if self._fresh:  # a folder we made this build, nobody reads yet: no symlink in it can
+            _checked_folder(rel)  # lead outside, no old file is there, no temp file is needed
+            _write_file(os.path.join(self._out, rel), data, os.O_EXCL)
         else:
             path = safe_join(self.target, rel, self._safe_dirs)
-        self._exists[rel] = True
-        if not self.threads:
-            return self._write(rel, path, data)
-        if self._pool is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="site-writer")
-        self._pending.append(self._pool.submit(self._write, rel, path, data))
-
-    def _write(self, rel: str, path: str | Path, data: bytes) -> None:
-        if self._fresh:  # a new folder nobody reads yet: no old file, no temp file
-            _write_file(path, data, os.O_EXCL)
-        else:
             if _same_bytes(path, data):
+                self._exists[rel] = True
                 return
-            atomic_write(Path(path), data)
-        self.written.append(rel)  # list.append is atomic: no lock needed
-
-    def flush(self) -> None:
-        """Wait for every write; raise the first that failed."""
-        pending, self._pending = self._pending, []
-        for future in pending:
-            future.result()
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
+            atomic_write(path, data)
+        self._exists[rel] = True
+        self.written.append(rel)
 
     def exists(self, rel: str) -> bool:
         found = self._exists.get(rel)

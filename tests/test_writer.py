@@ -16,7 +16,7 @@ from tests.conftest import run_site
 def test_paths_that_are_not_plain_names_are_refused(tmp_path: Path, rel: str) -> None:
     with pytest.raises(InputError, match="refusing to write outside the site"):
         safe_join(tmp_path, rel)
-    fresh = OutputWriter(tmp_path / "build", threads=0)
+    fresh = OutputWriter(tmp_path / "build")
     fresh.start_fresh()
     with pytest.raises(InputError, match="refusing to write outside the site"):
         fresh.write(rel, b"x")
@@ -42,7 +42,7 @@ def test_a_symlinked_output_folder_that_leads_outside_is_refused(site_small: Pat
 
 
 def test_files_whose_bytes_are_already_there_are_not_rewritten(tmp_path: Path) -> None:
-    writer = OutputWriter(tmp_path, threads=0)
+    writer = OutputWriter(tmp_path)
     writer.write("a/index.html", b"<p>one</p>")
     writer.write("a/index.html", b"<p>one</p>")
     writer.write("b.html", b"two")
