@@ -65,7 +65,8 @@ def main() -> None:
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=None,
               help="Concurrent LLM requests per provider for this run (default: each provider's `concurrency`).")
 @click.option("--workers", type=click.IntRange(1, 64), default=None,
-              help="Processes rendering pages (default: one per core when many pages are stale).")
+              help="Worker processes loading, keying and rendering materials (default: one per core "
+                   "when many materials have work to do).")
 @click.option("--batch", is_flag=True, help="Generate stale LLM components through the Groq Batch API.")
 @click.option("--no-wait", is_flag=True, help="With --batch: submit and exit; a later `site build --batch` ingests.")
 @click.option("--quiet", "-q", is_flag=True, help="Only print problems.")
