@@ -6,13 +6,14 @@ only the calling thread. forkpool's own tests fork plain functions, which touch 
 
 from __future__ import annotations
 
+import html
 import os
 from pathlib import Path
 
 import pytest
 
 from generator.forkpool import fork_steps
-from tests.conftest import run_site, run_site_process, tree_digest
+from tests.conftest import OFFLINE, run_site, run_site_process, tree_digest
 
 
 def test_steps_run_each_share_in_its_own_worker_and_merge_in_the_parent() -> None:
@@ -100,3 +101,22 @@ def test_a_prompt_that_fails_to_render_stops_the_build_before_any_page(site_smal
     assert "prompts failed to render for 4 material(s)" in output  # from every share
     assert "Traceback" not in output
     assert tree_digest(site_small / "build") == before
+
+
+def test_pages_that_wait_for_llm_outputs_are_rendered_once_they_are_produced(site_small: Path) -> None:
+    # No build yet and two captions missing: the workers key every material and render the
+    # pages with all their outputs; the other two wait for the model chain, then render.
+    import yaml
+
+    missing = sorted((site_small / "content/components/caption").glob("*.yaml"))[:2]
+    for output in missing:
+        output.unlink()
+    result = run_site_process(site_small, "build", "--workers", "2", env=OFFLINE)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "19 rendered" in result.stdout and "2 LLM outputs stored" in result.stdout, result.stdout
+    for output in missing:
+        caption = yaml.safe_load(output.read_text())["output"]["before"]
+        page = next((site_small / "build").glob(f"*/{output.stem}/index.html")).read_text()
+        assert html.escape(caption, quote=False).split()[0] in page
+    again = run_site_process(site_small, "build", "--frozen", "--workers", "2")
+    assert "nothing to do" in again.stdout, again.stdout
