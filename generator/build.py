@@ -409,7 +409,7 @@ class _Build:
     @staticmethod
     def _render_node(renderer: Renderer, writer: OutputWriter, node: OutputNode, site: Site,
                      components: dict) -> tuple[list[str], str | None]:
-        """Render one node and queue its files for writing: (files, failure)."""
+        """Render one node and write its files: (files, failure)."""
         from .pages import render_output
         from .render import TemplateFailure
 
@@ -419,7 +419,7 @@ class _Build:
             return [], f"{node.id}: {exc.problem}"
         for rel, data in files.items():
             writer.write(rel, data)
-        if node.kind == "material":  # queued: its parsed data need not stay in memory
+        if node.kind == "material":  # written: its parsed data need not stay in memory
             site.release(node.subject)
         return list(files), None
 

@@ -2,13 +2,14 @@
 
 Nearly all of a large site is its material files and their generated outputs, and nearly all
 of a cold build is per material: parse and validate its files, compute its nodes' keys, render
-its page. Each process (forkpool) takes a share: the files of every N-th material file name.
-1. It loads its share (content.SiteLoader.load_share) and reports summaries to the parent.
+its page. When many materials have work to do, each core gets a worker process (forkpool) and
+a share: the files of every N-th material file name.
+1. Each worker loads its share (content.SiteLoader.load_share) and reports summaries.
 2. The parent merges the reports (content.SiteLoader.merge): slugs unique, references known,
    every problem of the site raised at once, before anything is written.
-3. Each process computes its share's node keys (graph.GraphBuilder.material_result); a prompt
+3. Each worker computes its share's node keys (graph.GraphBuilder.material_result); a prompt
    that fails to render is reported, with every other one, before any page is written.
-4. Each process renders and writes its share's stale material pages, unless one waits for an
+4. Each worker renders and writes its share's stale material pages, unless one waits for an
    LLM output to be produced.
 
 The parent gets back keys, pages and files written, never a share's parsed data: at 10,000
