@@ -82,6 +82,7 @@ def fork_steps(shares: Sequence[Any], steps: Sequence[Step]) -> list:
             report = work(shares[index], step_given[index])
         return report
 
+    finished = False
     try:
         for number, (work, merge, meanwhile) in enumerate(steps):
             history.append(given)
@@ -95,12 +96,14 @@ def fork_steps(shares: Sequence[Any], steps: Sequence[Step]) -> list:
                 for child in children:
                     if child[2] is not None:
                         child[2].send(given[child[0]])
+        finished = True
         return given
     finally:
         for _, process, connection in children:
-            if connection is not None:  # stopped early (a merge raised): the worker is waiting
+            if connection is not None:
                 connection.close()
-                process.terminate()
+                if not finished:  # stopped early (something here raised): the worker waits
+                    process.terminate()
             process.join()
 
 
