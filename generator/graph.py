@@ -310,7 +310,7 @@ class GraphBuilder:
               computed: dict[str, tuple] | None = None) -> Graph:
         """The whole graph; with `previous`, only materials in `changed` are looked at again
         (used after producing LLM outputs for those materials within one build). `computed`:
-        material_result() of materials already worked out (shares.run_shares)."""
+        (*material_result(), page node) of materials already worked out (shares.run_shares)."""
         site, r = self.site, self.r
         components: dict[tuple[str, str], ComponentNode] = {}
         outputs: dict[str, OutputNode] = {}
@@ -323,10 +323,15 @@ class GraphBuilder:
                 outputs[f"page:{slug}"] = previous.outputs[f"page:{slug}"]
                 memo[slug] = previous.memo[slug]
                 continue
-            nodes, page_key, memo[slug] = computed.get(slug) or self.material_result(material)
+            done = computed.get(slug)
+            if done is not None:
+                nodes, _, memo[slug], page = done
+            else:
+                nodes, page_key, memo[slug] = self.material_result(material)
+                page = self.material_page(material, page_key)
             for name, node in nodes.items():
                 components[(name, slug)] = node
-            outputs[f"page:{slug}"] = self.material_page(material, page_key)
+            outputs[page.id] = page
         for key in site.config.categories:
             cards = [card(m) for m in site.materials.values() if m.category == key]
             k = digest({"node": "category", "layout": r.template_sig("category.html"), "site": r.site_sig,

@@ -54,7 +54,7 @@ class ShareWork:
 
 @dataclass
 class SharesDone:
-    computed: dict[str, tuple] = field(default_factory=dict)  # slug -> GraphBuilder.material_result()
+    computed: dict[str, tuple] = field(default_factory=dict)  # slug -> (*material_result(), page node)
     pages: dict[str, tuple[str, list[str], str | None]] = field(default_factory=dict)  # id -> (key, files, failure)
     written: set[str] = field(default_factory=set)  # files whose bytes changed
     alongside: Any = None  # what while_rendering() returned
@@ -100,7 +100,7 @@ def run_shares(loader: SiteLoader, site: Site, builder: GraphBuilder, writer: Ou
     SharesDone.alongside."""
     count = worker_count(workers, planned)
     shares = split(site, count)
-    held: dict[int, tuple[Site, GraphBuilder, dict[str, tuple]]] = {}  # what this process holds per share
+    held: dict[int, tuple[Site, dict[str, tuple]]] = {}  # what this process holds per share
 
     def load(share: Share, _: None) -> ShareLoad:
         return loader.load_share(share.material_files, share.output_files)
@@ -126,10 +126,12 @@ def run_shares(loader: SiteLoader, site: Site, builder: GraphBuilder, writer: Ou
         problems = []
         for slug, material in view.materials.items():
             try:
-                computed[slug] = share_builder.material_result(material)
+                nodes, page_key, memo_entry = share_builder.material_result(material)
             except TemplateFailure as exc:
                 problems.append(exc.problem)
-        held[share.index] = (view, share_builder, computed)
+                continue
+            computed[slug] = (nodes, page_key, memo_entry, share_builder.material_page(material, page_key))
+        held[share.index] = (view, computed)
         return computed, problems
 
     total = SharesDone()
@@ -148,12 +150,11 @@ def run_shares(loader: SiteLoader, site: Site, builder: GraphBuilder, writer: Ou
     def pages(share: Share, staging: str | None) -> tuple[dict, set[str]]:
         if staging is not None:
             writer.stage_into(staging)
-        view, share_builder, computed = held.pop(share.index)
+        view, computed = held.pop(share.index)
         rendered = {}
-        for slug, material in view.materials.items():
-            page = share_builder.material_page(material, computed[slug][1])
-            if page.stale and ready(computed[slug][0]):
-                rendered[page.id] = (page.key, *render_page(page, view, computed[slug][0]))
+        for nodes, _, _, page in computed.values():
+            if page.stale and ready(nodes):
+                rendered[page.id] = (page.key, *render_page(page, view, nodes))
         return rendered, set(writer.written)
 
     def alongside() -> None:

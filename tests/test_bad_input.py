@@ -87,27 +87,19 @@ def test_missing_layout(site: Path) -> None:
     fails_cleanly(site, "layouts/category.html", "missing layout")
 
 
-def test_template_syntax_error_names_file_and_line(site: Path) -> None:
-    path = site / "layouts/index.html"
-    path.write_text(path.read_text() + "\n{% if %}\n")
-    line = len(path.read_text().splitlines())
-    fails_cleanly(site, f"layouts/index.html:{line}", "template syntax error")
-
-
-def test_unknown_filter_in_a_layout_every_page_uses_names_file_and_line(site: Path) -> None:
+@pytest.mark.parametrize("rel, before, broken, message", [
+    ("layouts/index.html", None, "{% if %}", "template syntax error"),
     # It parses (a template's signature is taken before it is compiled) but does not compile.
-    path = site / "layouts/base.html"
-    path.write_text(path.read_text().replace("</body>", "{{ page.title | no_such_filter }}\n</body>"))
-    line = line_of(path, "no_such_filter")
-    fails_cleanly(site, f"layouts/base.html:{line}", "no_such_filter")
-
-
-def test_prompt_template_syntax_error_names_file_and_line(site: Path) -> None:
+    ("layouts/base.html", "</body>", "{{ page.title | no_such_filter }}", "no_such_filter"),
     # Prompt templates are only parsed up front (compiled when first used): still caught first.
-    path = site / "components/caption/prompt.j2"
-    path.write_text(path.read_text() + "\n{% for x in %}\n")
-    line = len(path.read_text().splitlines())
-    fails_cleanly(site, f"components/caption/prompt.j2:{line}", "template syntax error")
+    ("components/caption/prompt.j2", None, "{% for x in %}", "template syntax error"),
+], ids=["layout-syntax", "layout-unknown-filter", "prompt-syntax"])
+def test_template_error_names_file_and_line(site: Path, rel: str, before: str | None, broken: str,
+                                            message: str) -> None:
+    path = site / rel
+    text = path.read_text()
+    path.write_text(text.replace(before, f"{broken}\n{before}") if before else f"{text}\n{broken}\n")
+    fails_cleanly(site, f"{rel}:{line_of(path, broken)}", message)
 
 
 def test_yaml_duplicate_key_is_an_error_with_its_line(site: Path) -> None:
