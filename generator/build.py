@@ -146,6 +146,29 @@ class _Build:
             return self._finish(report)
 
         memo = load_memo(self.cache_dir, state)
+        try:
+            site, renderer, builder, shares, graph, new_nodes = self._build(config, sources, state, memo, writer,
+                                                                             report)
+        except BaseException:
+            writer.discard()  # a first build that failed leaves no half-built output behind
+            raise
+        writer.publish()
+
+        fresh_parts = {n.id: n.parts for n in graph.components.values()  # None: not recomputed
+                       if n.kind == "llm" and n.status == "fresh" and n.key and n.parts is not None}
+        save_state(self.cache_dir, BuildState(
+            files=sources.record(), nodes=new_nodes, options=options_sig, stale_llm=tuple(report.stale_llm),
+            pending_llm=any(n.needs_production or n.status == "blocked" for n in graph.components.values()),
+            warnings=tuple(report.warnings), config=(sources.sha("site.yaml"), site_config)),
+            Memo(parse_cache=self.parse_cache, keys=graph.memo, template_refs=renderer.refs_memo,
+                 global_sig=builder.global_sig),
+            memo.parts.with_updates(fresh_parts))
+        report.retained = (state, sources, memo, site, renderer, builder, shares, graph, new_nodes, self)
+        return self._finish(report)
+
+    def _build(self, config: SiteConfig, sources: Sources, state: BuildState, memo: Memo, writer: OutputWriter,
+               report: BuildReport) -> tuple[Site, Renderer, GraphBuilder, SharesDone, Graph, dict[str, NodeRecord]]:
+        """Load, produce and render: every file the build writes, not yet published."""
         site, renderer, builder, shares = self._load(config, sources, state, memo, writer)
         graph, others = shares.alongside
 
@@ -167,19 +190,7 @@ class _Build:
         for rel in sorted(state.owned_outputs() - {o for r in new_nodes.values() for o in r.outputs}):
             writer.remove(rel)
         report.written, report.removed = writer.written, writer.removed
-        writer.publish()
-
-        fresh_parts = {n.id: n.parts for n in graph.components.values()  # None: not recomputed
-                       if n.kind == "llm" and n.status == "fresh" and n.key and n.parts is not None}
-        save_state(self.cache_dir, BuildState(
-            files=sources.record(), nodes=new_nodes, options=options_sig, stale_llm=tuple(report.stale_llm),
-            pending_llm=any(n.needs_production or n.status == "blocked" for n in graph.components.values()),
-            warnings=tuple(report.warnings), config=(sources.sha("site.yaml"), site_config)),
-            Memo(parse_cache=self.parse_cache, keys=graph.memo, template_refs=renderer.refs_memo,
-                 global_sig=builder.global_sig),
-            memo.parts.with_updates(fresh_parts))
-        report.retained = (state, sources, memo, site, renderer, builder, shares, graph, new_nodes, self)
-        return self._finish(report)
+        return site, renderer, builder, shares, graph, new_nodes
 
     def _finish(self, report: BuildReport) -> BuildReport:
         report.elapsed = time.perf_counter() - self.started

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from pathlib import Path
@@ -46,9 +47,17 @@ def entry() -> None:
 
 
 def _kept() -> list | None:
-    """Where a build leaves its report when the console script runs it (None in tests)."""
+    """Where a build leaves its report when the console script runs it (None in tests).
+
+    The console script then exits without a cycle collection: the build pauses the collector,
+    so every object it made is still in the youngest generation, and the collection that
+    re-enabling it starts would walk them all (0.2-0.8 s at 10,000 materials) just before
+    the process ends."""
     obj = click.get_current_context().obj
-    return obj if isinstance(obj, list) else None
+    if not isinstance(obj, list):
+        return None
+    gc.disable()
+    return obj
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

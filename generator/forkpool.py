@@ -20,8 +20,9 @@ works in one process.
 from __future__ import annotations
 
 import os
+import pickle
 import sys
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 MIN_ITEMS_PER_WORKER = 64  # below this, forking costs more than it saves
 
@@ -39,27 +40,36 @@ def worker_count(requested: int | None, items: int) -> int:
     return max(1, min(cores, items // MIN_ITEMS_PER_WORKER))
 
 
-Step = tuple[Callable[[Any, Any], Any], Callable[[list], list], "Callable[[], Any] | None"]
+class Step(NamedTuple):
+    """One step of fork_steps: see there."""
+
+    work: Callable[[Any, Any], Any]  # (share, what the last merge gave it) -> report
+    merge: Callable[[list], list]  # every share's report -> what each share is given next
+    meanwhile: Callable[[], Any] | None = None  # this process's own work during the step
+    barrier: bool = True  # False: workers go straight on to the next step (given None)
 
 
 def fork_steps(shares: Sequence[Any], steps: Sequence[Step]) -> list:
     """Work on `shares` in steps, each share in a worker process of its own.
 
-    In each step `(work, merge, meanwhile)`, every share's `work(share, given)` runs in its
-    process (`given` is None in the first step) while `meanwhile()` (if not None) runs here;
-    then `merge(reports)` runs here, with every share's report in order, and returns what each
-    share is given in the next step (after the last step: the result). A share's worker keeps
-    what its steps leave behind for its next steps. If anything here raises, the workers are
-    stopped. With one share, everything runs in this process.
+    In each Step, every share's `work(share, given)` runs in its process (`given` is None in
+    the first step) while `meanwhile()` (if not None) runs here; then `merge(reports)` runs
+    here, with every share's report in order, and returns what each share is given in the next
+    step (after the last step: the result). A step without a barrier lets the workers go on to
+    the next step (given None) while its merge runs: the merge can still stop them by raising.
+    A share's worker keeps what its steps leave behind for its next steps. If anything here
+    raises, the workers are stopped. With one share, everything runs in this process.
 
     Call it before this process starts any thread: a fork copies only the calling thread.
     """
     given: list = [None] * len(shares)
     if len(shares) == 1:
-        for work, merge, meanwhile in steps:
+        for work, merge, meanwhile, barrier in steps:
             if meanwhile is not None:
                 meanwhile()
             given = merge([work(shares[0], given[0])])
+            if not barrier:
+                given = [None]
         return given
     import multiprocessing
 
@@ -78,21 +88,23 @@ def fork_steps(shares: Sequence[Any], steps: Sequence[Step]) -> list:
         first = upto if index in adopted else 0
         adopted.add(index)
         report = None
-        for (work, _, _), step_given in zip(steps[first:upto + 1], history[first:]):
-            report = work(shares[index], step_given[index])
+        for step, step_given in zip(steps[first:upto + 1], history[first:]):
+            report = step.work(shares[index], step_given[index])
         return report
 
     finished = False
     try:
-        for number, (work, merge, meanwhile) in enumerate(steps):
+        for number, (work, merge, meanwhile, barrier) in enumerate(steps):
             history.append(given)
             if meanwhile is not None:
                 meanwhile()
-            reports = []
-            for child in children:
-                reports.append(_receive(child, lambda index=child[0], upto=number: redo(index, upto)))
+            arrived = _gather(children)
+            reports = [_report(child, arrived.get(child[0]), lambda index=child[0], upto=number: redo(index, upto))
+                       for child in children]
             given = merge(reports)
-            if number + 1 < len(steps):
+            if not barrier:
+                given = [None] * len(shares)
+            elif number + 1 < len(steps):
                 for child in children:
                     if child[2] is not None:
                         child[2].send(given[child[0]])
@@ -107,17 +119,32 @@ def fork_steps(shares: Sequence[Any], steps: Sequence[Step]) -> list:
             process.join()
 
 
-def _receive(child: list, redo: Callable[[], Any]) -> Any:
+def _gather(children: list[list]) -> dict[int, bytes | None]:
+    """Every live worker's next message, as bytes, read as soon as each is sent: a worker
+    blocks in send() until its whole report is read, and must not wait for this process to
+    unpickle another worker's report first. None: the worker is gone."""
+    from multiprocessing.connection import wait
+
+    arrived: dict[int, bytes | None] = {}
+    pending = {child[2]: child[0] for child in children if child[2] is not None}
+    while pending:
+        for connection in wait(list(pending)):
+            index = pending.pop(connection)
+            try:
+                arrived[index] = connection.recv_bytes()
+            except EOFError:
+                arrived[index] = None
+    return arrived
+
+
+def _report(child: list, message: bytes | None, redo: Callable[[], Any]) -> Any:
     """The worker's report, or `redo()` here when the worker died or failed."""
-    connection = child[2]
-    if connection is not None:
-        try:
-            got = connection.recv()
-        except EOFError:
-            got = None
+    if message is not None:
+        got = pickle.loads(message)
         if got is not None:
             return got[0]
-        connection.close()
+    if child[2] is not None:
+        child[2].close()
         child[2] = None
     return redo()
 
@@ -125,10 +152,10 @@ def _receive(child: list, redo: Callable[[], Any]) -> Any:
 def _work(share: Any, steps: Sequence, connection: Any) -> None:
     try:
         given = None
-        for number, (work, _, _) in enumerate(steps):
-            connection.send((work(share, given),))
+        for number, step in enumerate(steps):
+            connection.send((step.work(share, given),))
             if number + 1 < len(steps):
-                given = connection.recv()
+                given = connection.recv() if step.barrier else None
     except EOFError:  # the parent stopped early
         pass
     except BaseException:  # the parent does this share itself and raises the error itself

@@ -8,7 +8,8 @@ a share: the files of every N-th material file name.
 2. The parent merges the reports (content.SiteLoader.merge): slugs unique, references known,
    every problem of the site raised at once, before anything is written.
 3. Each worker computes its share's node keys (graph.GraphBuilder.material_result); a prompt
-   that fails to render is reported, with every other one, before any page is written.
+   that fails to render is reported, with every other one, before any page is written (in a
+   first build, before any page is published: pages go to a staging folder meanwhile).
 4. Each worker renders and writes its share's stale material pages, unless one waits for an
    LLM output to be produced.
 
@@ -19,13 +20,12 @@ incremental builds) the same steps run in this process.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from .content import material_files, output_files
 from .errors import InputError, Problem
-from .forkpool import fork_steps, worker_count
+from .forkpool import Step, fork_steps, worker_count
 from .render import TemplateFailure
 
 if TYPE_CHECKING:
@@ -136,20 +136,16 @@ def run_shares(loader: SiteLoader, site: Site, builder: GraphBuilder, writer: Ou
 
     total = SharesDone()
 
-    def checked(reports: list[tuple[dict[str, tuple], list[Problem]]]) -> list[str | None]:
+    def checked(reports: list[tuple[dict[str, tuple], list[Problem]]]) -> list[None]:
         for computed, _ in reports:
             total.computed.update(computed)
         failed = [p for _, share_problems in reports for p in share_problems]  # one per material
-        if failed:  # every failing prompt at once, and no page written
+        if failed:  # every failing prompt at once, and no page published
             raise InputError(f"prompts failed to render for {len(failed)} material(s)",
                              sorted(set(failed), key=lambda p: (p.file, p.line or 0, p.message)))
-        writer.start_fresh()
-        staging = os.fspath(writer.target) if writer.target != writer.out_dir else None
-        return [staging] * len(shares)
+        return [None] * len(shares)
 
-    def pages(share: Share, staging: str | None) -> tuple[dict, set[str]]:
-        if staging is not None:
-            writer.stage_into(staging)
+    def pages(share: Share, _: None) -> tuple[dict, set[str]]:
         view, computed = held.pop(share.index)
         rendered = {}
         for nodes, _, _, page in computed.values():
@@ -160,8 +156,11 @@ def run_shares(loader: SiteLoader, site: Site, builder: GraphBuilder, writer: Ou
     def alongside() -> None:
         total.alongside = while_rendering(total.computed)
 
-    reports = fork_steps(shares, [(load, merged, while_loading), (keys, checked, None),
-                                  (pages, lambda reports: reports, alongside)])
+    # A first build writes into a staging folder that only a successful build publishes: its
+    # workers render pages while the parent still checks every share's prompts.
+    staged = writer.start_fresh()
+    reports = fork_steps(shares, [Step(load, merged, while_loading), Step(keys, checked, barrier=not staged),
+                                  Step(pages, lambda reports: reports, alongside)])
     for rendered, written in reports:
         total.pages.update(rendered)
         total.written |= written

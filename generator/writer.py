@@ -116,29 +116,36 @@ class OutputWriter:
         self._safe_dirs: set[str] = set()
         self._fresh = False
 
-    def start_fresh(self) -> None:
+    def start_fresh(self) -> bool:
         """When there is no output folder yet, build it as a hidden staging folder beside it and
         rename that into place in publish(): a reader sees no site or the whole site, never
         half of one, and no file needs a temp file of its own (on a cold build of 10,000
-        pages that is 30,000 syscalls fewer)."""
+        pages that is 30,000 syscalls fewer). Whether it staged."""
+        if self._fresh:
+            return True
         if self.out_dir.exists() or self.out_dir.is_symlink():
-            return
+            return False
         staging = self.out_dir.with_name(f".{self.out_dir.name}.staging")
         shutil.rmtree(staging, ignore_errors=True)  # what a killed build left
         staging.mkdir(parents=True)
-        self.stage_into(os.fspath(staging))
-
-    def stage_into(self, staging: str) -> None:
-        """Write into the staging folder start_fresh() made (in this or the parent process)."""
-        self.target, self._fresh = Path(staging), True
-        self._out = staging
+        self.target, self._fresh = staging, True
+        self._out = os.fspath(staging)
+        return True
 
     def publish(self) -> None:
         """Move a staged output folder into place."""
         if self._fresh:
             os.rename(self.target, self.out_dir)
-            self.target, self._fresh = self.out_dir, False
-            self._out = os.fspath(self.out_dir)
+            self._reset()
+
+    def discard(self) -> None:
+        """A failed build: drop the staging folder, if any (the output folder is untouched)."""
+        if self._fresh:
+            shutil.rmtree(self.target, ignore_errors=True)
+            self._reset()
+
+    def _reset(self) -> None:
+        self.target, self._fresh, self._out = self.out_dir, False, os.fspath(self.out_dir)
 
     def write(self, rel: str, data: bytes) -> None:
         if self._fresh:  # a folder we made this build, nobody reads yet: no symlink in it can

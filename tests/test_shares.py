@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from generator.forkpool import fork_steps
+from generator.forkpool import Step, fork_steps
 from tests.conftest import OFFLINE, run_site, run_site_process, tree_digest
 
 
@@ -33,7 +33,7 @@ def test_steps_run_each_share_in_its_own_worker_and_merge_in_the_parent() -> Non
         return held[share] + given
 
     beside = []
-    steps = [(load, merge_loads, None), (finish, lambda reports: reports, lambda: beside.append(os.getpid()))]
+    steps = [Step(load, merge_loads), Step(finish, lambda reports: reports, lambda: beside.append(os.getpid()))]
     assert fork_steps([0, 1, 2], steps) == [100, 111, 122]
     assert held == {}  # the parent itself did no share
     assert beside == [parent]  # while the workers finished
@@ -50,8 +50,8 @@ def test_a_worker_that_dies_has_its_steps_redone_by_the_parent() -> None:
             os._exit(1)  # killed mid-build: no report
         return share + given, os.getpid() == parent
 
-    done = fork_steps([0, 1, 2], [(load, lambda shares: [s * 2 for s in shares], None),
-                                  (finish, lambda reports: reports, None)])
+    done = fork_steps([0, 1, 2], [Step(load, lambda shares: [s * 2 for s in shares]),
+                                  Step(finish, lambda reports: reports)])
     assert done == [(0, False), (3, True), (6, False)]  # share 1 was redone here, from its first step
 
 
@@ -60,7 +60,31 @@ def test_a_merge_that_fails_stops_every_worker() -> None:
         raise ValueError("bad input somewhere")
 
     with pytest.raises(ValueError, match="bad input somewhere"):
-        fork_steps([0, 1], [(lambda share, _: share, refuse, None), (lambda share, _: 1 / 0, lambda r: r, None)])
+        fork_steps([0, 1], [Step(lambda share, _: share, refuse), Step(lambda share, _: 1 / 0, lambda r: r)])
+
+
+def test_a_step_without_a_barrier_lets_workers_go_on_while_its_merge_runs() -> None:
+    parent = os.getpid()
+    merged = []
+
+    def check(reports: list) -> list:
+        merged.append(reports)
+        return ["ignored", "ignored"]  # nothing is sent: the workers did not wait for it
+
+    def render(share: int, given: None) -> tuple[int, None, bool]:
+        return share, given, os.getpid() == parent
+
+    done = fork_steps([0, 1], [Step(lambda share, _: share * 10, check, barrier=False),
+                               Step(render, lambda reports: reports)])
+    assert merged == [[0, 10]]
+    assert done == [(0, None, False), (1, None, False)]
+
+    def refuse(reports: list) -> list:
+        raise ValueError("a prompt failed")
+
+    with pytest.raises(ValueError, match="a prompt failed"):  # the merge still stops the workers
+        fork_steps([0, 1], [Step(lambda share, _: share, refuse, barrier=False),
+                            Step(lambda share, _: share, lambda reports: reports)])
 
 
 def _stems_in_different_shares(root: Path) -> tuple[Path, Path]:
@@ -85,9 +109,14 @@ def test_problems_in_every_share_are_reported_at_once_and_nothing_is_written(sit
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
-def test_a_prompt_that_fails_to_render_stops_the_build_before_any_page(site_small: Path, workers: str) -> None:
-    assert run_site(site_small, "build", "--frozen").exit_code == 0
-    before = tree_digest(site_small / "build")
+@pytest.mark.parametrize("first_build", [False, True], ids=["rebuild", "first-build"])
+def test_a_prompt_that_fails_to_render_stops_the_build_before_any_page(site_small: Path, workers: str,
+                                                                       first_build: bool) -> None:
+    # A first build's workers render into a staging folder while the prompts are still being
+    # checked: the failure must leave neither an output folder nor the staging folder.
+    if not first_build:
+        assert run_site(site_small, "build", "--frozen").exit_code == 0
+    before = tree_digest(site_small / "build"), tree_digest(site_small / "content")
     prompt = site_small / "components/caption/prompt.j2"
     prompt.write_text(prompt.read_text() + "\n{{ (material.name | length) // 0 }}\n")
     line = len(prompt.read_text().splitlines())
@@ -100,7 +129,9 @@ def test_a_prompt_that_fails_to_render_stops_the_build_before_any_page(site_smal
     assert f"components/caption/prompt.j2:{line}" in output and "ZeroDivisionError" in output
     assert "prompts failed to render for 4 material(s)" in output  # from every share
     assert "Traceback" not in output
-    assert tree_digest(site_small / "build") == before
+    assert (tree_digest(site_small / "build"), tree_digest(site_small / "content")) == before
+    assert (site_small / "build").exists() is not first_build
+    assert sorted(p.name for p in site_small.iterdir() if p.name.startswith(".build")) == []
 
 
 def test_pages_that_wait_for_llm_outputs_are_rendered_once_they_are_produced(site_small: Path) -> None:
