@@ -82,6 +82,12 @@ class _Environment(jinja2.Environment):
                 return self.undefined(obj=obj, name=attribute)
         return super().getattr(obj, attribute)
 
+    def make_globals(self, d: Any) -> Any:
+        """A template's globals as a plain dict, not Jinja's ChainMap over the environment's:
+        every render copies them into its context, and iterating a ChainMap was 3 % of
+        rendering a page. The environment's globals are never changed after it is made."""
+        return {**self.globals, **(d or {})}
+
 
 class Renderer:
     def __init__(self, site: Site, bytecode_dir: Path | None = None, refs_memo: dict | None = None):

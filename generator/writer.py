@@ -84,6 +84,15 @@ def _write_file(path: str | Path, data: bytes, mode: int) -> None:
         os.close(fd)
 
 
+def _make_folder(folder: str) -> None:
+    try:
+        os.mkdir(folder)
+    except FileExistsError:  # made by another worker, or the staging folder itself
+        pass
+    except FileNotFoundError:  # its parent is missing too (the first page of a category)
+        os.makedirs(folder, exist_ok=True)
+
+
 def _same_bytes(path: str | Path, data: bytes) -> bool:
     """Whether the file holds exactly `data` (3 syscalls: a full re-render compares 10,000 pages)."""
     try:
@@ -115,6 +124,7 @@ class OutputWriter:
         self._out = os.fspath(out_dir)
         self._safe_dirs: set[str] = set()
         self._fresh = False
+        self._made: set[str] = set()  # folders of a staged build made (or found) by this process
 
     def start_fresh(self) -> bool:
         """When there is no output folder yet, build it as a hidden staging folder beside it and
@@ -146,11 +156,17 @@ class OutputWriter:
 
     def _reset(self) -> None:
         self.target, self._fresh, self._out = self.out_dir, False, os.fspath(self.out_dir)
+        self._made.clear()
 
     def write(self, rel: str, data: bytes) -> None:
         if self._fresh:  # a folder we made this build, nobody reads yet: no symlink in it can
             _checked_folder(rel)  # lead outside, no old file is there, no temp file is needed
-            _write_file(os.path.join(self._out, rel), data, os.O_EXCL)
+            path = os.path.join(self._out, rel)
+            folder = os.path.dirname(path)
+            if folder not in self._made:  # nearly every page has a folder of its own: make it
+                _make_folder(folder)  # first, not after a failed open and a stat
+                self._made.add(folder)
+            _write_file(path, data, os.O_EXCL)
         else:
             path = safe_join(self.target, rel, self._safe_dirs)
             if _same_bytes(path, data):
