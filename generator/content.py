@@ -159,6 +159,7 @@ class ShareLoad:
     materials: list[tuple[str, MaterialSummary]]  # (file, summary) of each valid material
     outputs: list[tuple[str, tuple]]  # (file, metadata) of each valid output
     shas: dict[str, str]  # file -> sha256, for the build state and keys
+    signatures: dict[str, tuple]  # file -> stat signature, for the build state
     problems: list[Problem]
 
 
@@ -543,8 +544,7 @@ class SiteLoader:
         outputs = self.load_outputs(output_files)
         problems = self.problems[before:]
         del self.problems[before:]  # merge() takes every share's problems, this one's included
-        shas = {rel: self.sources.sha(rel) for rel in (*material_files, *output_files)}
-        return ShareLoad(materials, outputs, shas, problems)
+        return ShareLoad(materials, outputs, *self.sources.known((*material_files, *output_files)), problems)
 
     def merge(self, site: Site, loads: Iterable[ShareLoad]) -> None:
         """Fill `site` with every share's materials and outputs, checking what spans files;
@@ -552,7 +552,7 @@ class SiteLoader:
         materials: list[tuple[str, MaterialSummary]] = []
         outputs: list[tuple[str, tuple]] = []
         for load in loads:
-            self.sources.adopt(load.shas)
+            self.sources.adopt(load.shas, load.signatures)
             self.problems.extend(load.problems)
             materials += load.materials
             outputs += load.outputs
