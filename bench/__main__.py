@@ -103,7 +103,8 @@ def cmd_static(a: argparse.Namespace) -> int:
                    rows))
     print()
     for s in res["sizes"]:
-        print(f"N={s['n']:,}: load {s['load_before']} → {s['load_after']}; no-op imports: "
+        print(f"N={s['n']:,}: load {s['load_before']} → {s['load_after']}; CPU probe (10M-add loop, s) "
+              f"{s.get('cpu_probe_before')} → {s.get('cpu_probe_after')}; no-op imports: "
               + (", ".join(k for k, v in s["noop_imports"].items() if v) or "none"))
     peer_rows = []
     for s in res["sizes"]:

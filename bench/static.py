@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import yaml
 
-from .common import REPO, Measure, loadavg, log, rmtree, run, site_command
+from .common import REPO, Measure, cpu_probe, loadavg, log, rmtree, run, site_command
 from .sites import ensure_site, material_files
 
 PEERS_SCRIPT = Path("/work/shared/bench/ssg_peers.sh")
@@ -175,7 +175,7 @@ def bench_size(n: int, out: Path, runs: int) -> dict[str, Any]:
     b = StaticBench(site, runs)
     cold_runs = 1 if n >= 20000 else runs
     res: dict[str, Any] = {"n": n, "site": str(site), "runs": runs, "cold_runs": cold_runs,
-                           "load_before": loadavg()}
+                           "load_before": loadavg(), "cpu_probe_before": cpu_probe()}
     log(f"N={n}: cold x{cold_runs}")
     cold, pages = b.cold(cold_runs)
     ops = [cold]
@@ -197,6 +197,7 @@ def bench_size(n: int, out: Path, runs: int) -> dict[str, Any]:
     res["noop_imports"] = sdk_imported_on_noop(site)
     rmtree(trash)  # deleted only now that nothing is measured any more
     res["load_after"] = loadavg()
+    res["cpu_probe_after"] = cpu_probe()
     log(f"N={n}: done (cold {cold.median:.2f} s, no-op {ops[2].median:.3f} s)")
     return res
 
