@@ -462,8 +462,8 @@ class SiteLoader:
     def output(self, rel: str, meta: tuple, value: dict | None = None) -> GeneratedOutput:
         """content/components/<component>/<slug>.yaml, from what load_outputs() found in it."""
         key, hand_edited, pinned, inputs = meta
-        _, _, component, name = rel.split("/")
-        return GeneratedOutput(component=component, slug=name[:-len(".yaml")], file=rel, key=key,
+        component, slug = output_id(rel)
+        return GeneratedOutput(component=component, slug=slug, file=rel, key=key,
                                hand_edited=hand_edited, pinned=pinned, inputs_sha256=inputs,
                                lazy=Lazy(value, self._output_reader(rel)))
 
@@ -546,9 +546,11 @@ class SiteLoader:
         del self.problems[before:]  # merge() takes every share's problems, this one's included
         return ShareLoad(materials, outputs, *self.sources.known((*material_files, *output_files)), problems)
 
-    def merge(self, site: Site, loads: Iterable[ShareLoad]) -> None:
+    def merge(self, site: Site, loads: Iterable[ShareLoad], outputs_now: bool = True) -> list[tuple[str, tuple]]:
         """Fill `site` with every share's materials and outputs, checking what spans files;
-        raise InputError listing every problem of the site at once."""
+        raise InputError listing every problem of the site at once. Returns the outputs'
+        (file, metadata); with `outputs_now` False, the caller fills `site.outputs` with
+        merge_outputs() later (the workers need not wait for 40,000 objects to be made)."""
         materials: list[tuple[str, MaterialSummary]] = []
         outputs: list[tuple[str, tuple]] = []
         for load in loads:
@@ -557,7 +559,8 @@ class SiteLoader:
             materials += load.materials
             outputs += load.outputs
         site.materials = self.merge_materials(materials, site.components)
-        site.outputs = self.merge_outputs(outputs)
+        if outputs_now:
+            site.outputs = self.merge_outputs(outputs)
         authors = site.data.get("authors")
         for material in site.materials.values():
             author = material.summary.author
@@ -566,6 +569,7 @@ class SiteLoader:
         if self.problems:
             raise InputError(f"{len(self.problems)} problem(s) in the site's input",
                              sorted(set(self.problems), key=lambda p: (p.file, p.line or 0, p.message)))
+        return outputs
 
     def share_view(self, site: Site, material_files: Iterable[str], outputs: Iterable[tuple[str, tuple, str]]) -> Site:
         """The site as one share sees it: `material_files`' materials, with every generated
@@ -612,6 +616,12 @@ class _FastValidator:
 
 def material_files(sources: Sources) -> list[str]:
     return [rel for rel in sources.under("materials") if rel.endswith((".yaml", ".yml"))]
+
+
+def output_id(rel: str) -> tuple[str, str]:
+    """content/components/<component>/<slug>.yaml -> (component, slug)"""
+    _, _, component, name = rel.split("/")
+    return component, name[:-len(".yaml")]
 
 
 def output_files(sources: Sources) -> list[str]:

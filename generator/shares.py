@@ -6,7 +6,8 @@ its page. When many materials have work to do, each core gets a worker process (
 a share: the files of every N-th material file name.
 1. Each worker loads its share (content.SiteLoader.load_share) and reports summaries.
 2. The parent merges the reports (content.SiteLoader.merge): slugs unique, references known,
-   every problem of the site raised at once, before anything is written.
+   every problem of the site raised at once, before anything is written. It makes the
+   generated outputs' objects during step 3.
 3. Each worker computes its share's node keys (graph.GraphBuilder.material_result); a prompt
    that fails to render is reported, with every other one, before any page is written (in a
    first build, before any page is published: pages go to a staging folder meanwhile).
@@ -23,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from .content import material_files, output_files
+from .content import material_files, output_files, output_id
 from .errors import InputError, Problem
 from .forkpool import Step, fork_steps, worker_count
 from .render import TemplateFailure
@@ -105,19 +106,26 @@ def run_shares(loader: SiteLoader, site: Site, builder: GraphBuilder, writer: Ou
     def load(share: Share, _: None) -> ShareLoad:
         return loader.load_share(share.material_files, share.output_files)
 
+    outputs: list[tuple[str, tuple]] = []  # (file, metadata) of every output, once merged
+
     def merged(loads: list[ShareLoad]) -> list[ShareWork]:
-        loader.merge(site, loads)  # raises InputError: nothing written yet
+        outputs[:] = loader.merge(site, loads, outputs_now=False)  # raises InputError: nothing written yet
         share_of = {rel: index for index, share in enumerate(shares)
                     for rel in (*share.material_files, *share.output_files)}
+        by_id = {output_id(rel): (rel, meta) for rel, meta in outputs}
         works = [ShareWork([], []) for _ in shares]
         for slug, material in site.materials.items():
             index = share_of[material.file]
             works[index].material_files.append(material.file)
             for name in material.components:
-                out = site.outputs.get((name, slug))
-                if out is not None and share_of.get(out.file) != index:
-                    works[index].outputs.append((out.file, out.meta, site.sources.sha(out.file)))
+                found = by_id.get((name, slug))
+                if found is not None and share_of.get(found[0]) != index:
+                    works[index].outputs.append((*found, site.sources.sha(found[0])))
         return works
+
+    def outputs_merged() -> None:
+        """While the workers compute keys: the outputs' objects, for the graph and the LLM chain."""
+        site.outputs = loader.merge_outputs(outputs)
 
     def keys(share: Share, work: ShareWork) -> tuple[dict[str, tuple], list[Problem]]:
         view = loader.share_view(site, work.material_files, work.outputs)
@@ -159,7 +167,7 @@ def run_shares(loader: SiteLoader, site: Site, builder: GraphBuilder, writer: Ou
     # A first build writes into a staging folder that only a successful build publishes: its
     # workers render pages while the parent still checks every share's prompts.
     staged = writer.start_fresh()
-    reports = fork_steps(shares, [Step(load, merged, while_loading), Step(keys, checked, barrier=not staged),
+    reports = fork_steps(shares, [Step(load, merged, while_loading), Step(keys, checked, outputs_merged, barrier=not staged),
                                   Step(pages, lambda reports: reports, alongside)])
     for rendered, written in reports:
         total.pages.update(rendered)
