@@ -386,7 +386,7 @@ class SiteLoader:
             if not self.references_ok(material, components):
                 continue
             by_slug[material.slug] = material
-        return dict(sorted(by_slug.items(), key=lambda kv: (kv[1].category, kv[1].name.lower(), kv[0])))
+        return dict(sorted(by_slug.items(), key=lambda kv: _site_order(kv[1])))
 
     def _material_schema(self, schema_rel: str | None) -> dict:
         if schema_rel is None:
@@ -462,8 +462,8 @@ class SiteLoader:
     def output(self, rel: str, meta: tuple, value: dict | None = None) -> GeneratedOutput:
         """content/components/<component>/<slug>.yaml, from what load_outputs() found in it."""
         key, hand_edited, pinned, inputs = meta
-        component, slug = output_id(rel)
-        return GeneratedOutput(component=component, slug=slug, file=rel, key=key,
+        _, _, component, name = rel.split("/")
+        return GeneratedOutput(component=component, slug=name[:-len(".yaml")], file=rel, key=key,
                                hand_edited=hand_edited, pinned=pinned, inputs_sha256=inputs,
                                lazy=Lazy(value, self._output_reader(rel)))
 
@@ -571,15 +571,27 @@ class SiteLoader:
                              sorted(set(self.problems), key=lambda p: (p.file, p.line or 0, p.message)))
         return outputs
 
-    def share_view(self, site: Site, material_files: Iterable[str], outputs: Iterable[tuple[str, tuple, str]]) -> Site:
-        """The site as one share sees it: `material_files`' materials, with every generated
-        output this process has, plus `outputs` (file, metadata, sha) loaded elsewhere."""
-        self.sources.adopt({rel: sha for rel, _, sha in outputs})
-        extra = [self.output(rel, meta) for rel, meta, _ in outputs]
-        have = [o for o in self.by_file.values() if isinstance(o, GeneratedOutput)]
-        materials = [self.by_file[rel] for rel in material_files]
+    def share_view(self, site: Site, material_files: Iterable[str]) -> Site:
+        """The site as one share sees it: the materials of `material_files` that loaded, in
+        site order, with every generated output this process has. An output of theirs that
+        another share loaded (its file name is not the material's) is read here too; its
+        problems, if any, are that share's to report."""
+        materials = sorted((m for rel in material_files if isinstance(m := self.by_file.get(rel), Material)),
+                           key=_site_order)
+        missing = [rel for m in materials for name in m.components
+                   if (rel := site.output_path(name, m.slug)) not in self.by_file and self.sources.exists(rel)]
+        if missing:
+            before = len(self.problems)
+            self.load_outputs(missing)
+            del self.problems[before:]
+        outputs = [o for o in self.by_file.values() if isinstance(o, GeneratedOutput)]
         return replace(site, materials={m.slug: m for m in materials},
-                       outputs={(o.component, o.slug): o for o in (*have, *extra)})
+                       outputs={(o.component, o.slug): o for o in outputs})
+
+
+def _site_order(material: Material) -> tuple[str, str, str]:
+    """Materials are listed by category, then name."""
+    return material.category, material.name.lower(), material.slug
 
 
 def _read_material(sources: Sources, rel: str, slug: str) -> dict:
@@ -616,12 +628,6 @@ class _FastValidator:
 
 def material_files(sources: Sources) -> list[str]:
     return [rel for rel in sources.under("materials") if rel.endswith((".yaml", ".yml"))]
-
-
-def output_id(rel: str) -> tuple[str, str]:
-    """content/components/<component>/<slug>.yaml -> (component, slug)"""
-    _, _, component, name = rel.split("/")
-    return component, name[:-len(".yaml")]
 
 
 def output_files(sources: Sources) -> list[str]:

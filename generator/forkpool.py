@@ -120,21 +120,25 @@ def fork_steps(shares: Sequence[Any], steps: Sequence[Step]) -> list:
 
 
 def _gather(children: list[list]) -> dict[int, Any]:
-    """Every live worker's next message, in the order they come: a worker blocks in send()
-    until its whole report is read, so none waits for another, slower one to be read first.
-    Each is unpickled as it comes (not kept as bytes: at 10,000 materials a report of keys is
-    tens of megabytes). None: the worker died, or failed and said so by sending None."""
+    """Every live worker's next message. A worker blocks in send() until its whole report is
+    read, so each is read as soon as it comes, as bytes, and only then unpickled: no worker
+    waits for another's report to be read or unpickled first. None: the worker died, or
+    failed and said so by sending None."""
     from multiprocessing.connection import wait
 
-    arrived: dict[int, Any] = {}
+    raw: dict[int, bytes | None] = {}
     pending = {child[2]: child[0] for child in children if child[2] is not None}
     while pending:
         for connection in wait(list(pending)):
             index = pending.pop(connection)
             try:
-                arrived[index] = pickle.loads(connection.recv_bytes())
+                raw[index] = connection.recv_bytes()
             except EOFError:
-                arrived[index] = None
+                raw[index] = None
+    arrived: dict[int, Any] = {}
+    for index in sorted(raw):
+        message = raw.pop(index)  # each report's bytes are let go once it is unpickled
+        arrived[index] = pickle.loads(message) if message is not None else None
     return arrived
 
 

@@ -9,10 +9,12 @@ a share: the files of every N-th material file name.
    every problem of the site raised at once, before anything is written. It makes the
    generated outputs' objects during step 3.
 3. Each worker computes its share's node keys (graph.GraphBuilder.material_result); a prompt
-   that fails to render is reported, with every other one, before any page is written (in a
-   first build, before any page is published: pages go to a staging folder meanwhile).
+   that fails to render is reported, with every other one, before any page is written.
 4. Each worker renders and writes its share's stale material pages, unless one waits for an
    LLM output to be produced.
+In a first build (no output folder yet) pages go to a staging folder that only a successful
+build publishes, so the workers do not wait for the parent's checks in steps 2 and 3: bad
+input still publishes nothing, and the build raises it all the same.
 
 The parent gets back keys, pages and files written, never a share's parsed data: at 10,000
 materials no process holds more than its share of them. With one share (small sites, most
@@ -24,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from .content import material_files, output_files, output_id
+from .content import material_files, output_files
 from .errors import InputError, Problem
 from .forkpool import Step, fork_steps, worker_count
 from .render import TemplateFailure
@@ -43,14 +45,6 @@ class Share:
     index: int
     material_files: list[str] = field(default_factory=list)
     output_files: list[str] = field(default_factory=list)
-
-
-@dataclass
-class ShareWork:
-    """What the parent gives a share once every share is loaded and the site is valid."""
-
-    material_files: list[str]  # its valid materials, in site order
-    outputs: list[tuple[str, tuple, str]]  # (file, metadata, sha) of their outputs another share loaded
 
 
 @dataclass
@@ -108,27 +102,16 @@ def run_shares(loader: SiteLoader, site: Site, builder: GraphBuilder, writer: Ou
 
     outputs: list[tuple[str, tuple]] = []  # (file, metadata) of every output, once merged
 
-    def merged(loads: list[ShareLoad]) -> list[ShareWork]:
-        outputs[:] = loader.merge(site, loads, outputs_now=False)  # raises InputError: nothing written yet
-        share_of = {rel: index for index, share in enumerate(shares)
-                    for rel in (*share.material_files, *share.output_files)}
-        by_id = {output_id(rel): (rel, meta) for rel, meta in outputs}
-        works = [ShareWork([], []) for _ in shares]
-        for slug, material in site.materials.items():
-            index = share_of[material.file]
-            works[index].material_files.append(material.file)
-            for name in material.components:
-                found = by_id.get((name, slug))
-                if found is not None and share_of.get(found[0]) != index:
-                    works[index].outputs.append((*found, site.sources.sha(found[0])))
-        return works
+    def merged(loads: list[ShareLoad]) -> list[None]:
+        outputs[:] = loader.merge(site, loads, outputs_now=False)  # raises InputError: nothing published
+        return [None] * len(shares)
 
     def outputs_merged() -> None:
         """While the workers compute keys: the outputs' objects, for the graph and the LLM chain."""
         site.outputs = loader.merge_outputs(outputs)
 
-    def keys(share: Share, work: ShareWork) -> tuple[dict[str, tuple], list[Problem]]:
-        view = loader.share_view(site, work.material_files, work.outputs)
+    def keys(share: Share, _: None) -> tuple[dict[str, tuple], list[Problem]]:
+        view = loader.share_view(site, share.material_files)
         share_builder = builder.for_site(view)
         computed: dict[str, tuple] = {}
         problems = []
@@ -165,9 +148,11 @@ def run_shares(loader: SiteLoader, site: Site, builder: GraphBuilder, writer: Ou
         total.alongside = while_rendering(total.computed)
 
     # A first build writes into a staging folder that only a successful build publishes: its
-    # workers render pages while the parent still checks every share's prompts.
+    # workers go on from step to step while the parent still checks every share's files and
+    # prompts. Any other build's workers wait for each check, so that bad input writes nothing.
     staged = writer.start_fresh()
-    reports = fork_steps(shares, [Step(load, merged, while_loading), Step(keys, checked, outputs_merged, barrier=not staged),
+    reports = fork_steps(shares, [Step(load, merged, while_loading, barrier=not staged),
+                                  Step(keys, checked, outputs_merged, barrier=not staged),
                                   Step(pages, lambda reports: reports, alongside)])
     for rendered, written in reports:
         total.pages.update(rendered)

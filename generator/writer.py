@@ -166,7 +166,10 @@ class OutputWriter:
             if folder not in self._made:  # nearly every page has a folder of its own: make it
                 _make_folder(folder)  # first, not after a failed open and a stat
                 self._made.add(folder)
-            _write_file(path, data, os.O_EXCL)
+            try:
+                _write_file(path, data, os.O_EXCL)
+            except FileExistsError:  # written by a worker that died: its share is being redone
+                _write_file(path, data, os.O_TRUNC | os.O_NOFOLLOW)
         else:
             path = safe_join(self.target, rel, self._safe_dirs)
             if _same_bytes(path, data):

@@ -93,8 +93,13 @@ def _stems_in_different_shares(root: Path) -> tuple[Path, Path]:
     return files[0], files[1]
 
 
-def test_problems_in_every_share_are_reported_at_once_and_nothing_is_written(site_small: Path) -> None:
-    assert run_site(site_small, "build", "--frozen").exit_code == 0
+@pytest.mark.parametrize("first_build", [False, True], ids=["rebuild", "first-build"])
+def test_problems_in_every_share_are_reported_at_once_and_nothing_is_written(site_small: Path,
+                                                                            first_build: bool) -> None:
+    # A first build's workers go on rendering while the parent checks their files: the
+    # problems must still stop it, with nothing published and no staging folder left.
+    if not first_build:
+        assert run_site(site_small, "build", "--frozen").exit_code == 0
     before = tree_digest(site_small / "build"), tree_digest(site_small / "content")
     first, second = _stems_in_different_shares(site_small)
     first.write_text(first.read_text().replace("category: ", "category: no-such-", 1))
@@ -106,6 +111,40 @@ def test_problems_in_every_share_are_reported_at_once_and_nothing_is_written(sit
     assert f"materials/{second.parent.name}/{second.name}" in output and "duplicate" in output
     assert "Traceback" not in output
     assert (tree_digest(site_small / "build"), tree_digest(site_small / "content")) == before
+    assert sorted(p.name for p in site_small.iterdir() if p.name.startswith(".build")) == []
+
+
+def test_a_material_whose_outputs_another_share_loaded_shows_them(site_small: Path) -> None:
+    # Shares split files by name; a material with its own `slug:` has outputs named by that
+    # slug, which may fall in another worker's share. Its worker reads them itself.
+    import yaml
+
+    from generator.content import SiteLoader
+    from generator.config import load_config
+    from generator.shares import split
+    from generator.sources import Sources
+
+    moved = []
+    for old in sorted(site_small.glob("materials/*/aluminum.yaml")):
+        new = old.with_name(f"zz-{old.stem}.yaml")
+        new.write_text(f"slug: {old.stem}\n" + old.read_text())
+        old.unlink()
+        moved.append((old.stem, new))
+    sources = Sources(site_small, {})
+    site = SiteLoader(site_small, load_config(site_small, sources.read_text("site.yaml")), sources, {}).frame()
+    shares = split(site, 2)
+    apart = [slug for slug, new in moved if not any(
+        f"materials/{new.parent.name}/{new.name}" in s.material_files
+        and f"content/components/caption/{slug}.yaml" in s.output_files for s in shares)]
+    assert apart, "no material has its outputs in another share: the test proves nothing"
+
+    result = run_site_process(site_small, "build", "--frozen", "--workers", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    for slug in apart:
+        caption = yaml.safe_load((site_small / f"content/components/caption/{slug}.yaml").read_text())
+        page = next((site_small / "build").glob(f"*/{slug}/index.html")).read_text()
+        assert html.escape(caption["output"]["before"], quote=False).split()[0] in page
+    assert "nothing to do" in run_site_process(site_small, "build", "--frozen", "--workers", "2").stdout
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
