@@ -1,16 +1,17 @@
-"""Spreading a build's per-material work over every core, in steps with a barrier between.
+"""Spreading a build's per-material work over every core, in steps.
 
 A cold build parses 50,000 files, computes 70,000 keys and renders 10,000 pages at 10,000
 materials, in pure Python: one core would do all the work while the others idle. `fork_steps`
 forks a worker per share, which inherits everything loaded so far (nothing is pickled but
 what each step reports). In each step every worker works on its share and reports; the parent
-merges the reports (it may raise: say, every problem of every share at once, and then no
-worker goes on) and gives each share what it needs for the next step.
+merges the reports (it may raise: say, every problem of every share at once, and then the
+workers are stopped) and gives each share what it needs for the next step. A step without a
+barrier lets the workers go on at once, while its merge runs.
 
 A share's data stays in the worker that loaded it: no process ever holds all of it (the
-parent, which waits while the workers work, holds none). A worker
-that dies without reporting costs only time: the parent does its steps itself (and raises its
-error, if it was a bug).
+parent, which waits while the workers work, holds none). A worker that dies without
+reporting costs only time: the parent does its steps itself (and raises its error, if it was
+a bug).
 
 Forking is only safe in a process with no other threads (a lock held by another thread at
 fork time stays held in the child forever), so `site watch`, which serves while it builds,
