@@ -84,8 +84,9 @@ class _Environment(jinja2.Environment):
 
     def make_globals(self, d: Any) -> Any:
         """A template's globals as a plain dict, not Jinja's ChainMap over the environment's:
-        every render copies them into its context, and iterating a ChainMap was 3 % of
-        rendering a page. The environment's globals are never changed after it is made."""
+        every render copies them into its context, and iterating a ChainMap was a tenth of
+        the instructions of rendering a page. The environment's globals are never changed
+        after it is made."""
         return {**self.globals, **(d or {})}
 
 
