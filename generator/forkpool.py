@@ -153,16 +153,36 @@ def _report(child: list, message: Any, redo: Callable[[], Any]) -> Any:
     return redo()
 
 
-def _work(share: Any, steps: Sequence, connection: Any) -> None:
+def _work(share: Any, steps: Sequence[Step], connection: Any) -> None:
+    import threading
+
+    sending: threading.Thread | None = None  # a report still being sent, by a thread
+
+    def send(message: bytes) -> None:
+        try:
+            connection.send_bytes(message)
+        except OSError:  # the parent stopped early
+            pass
+
     try:
         given = None
         for number, step in enumerate(steps):
-            connection.send((step.work(share, given),))
-            if number + 1 < len(steps):
-                given = connection.recv() if step.barrier else None
+            message = pickle.dumps((step.work(share, given),), pickle.HIGHEST_PROTOCOL)
+            if sending is not None:
+                sending.join()
+                sending = None
+            if step.barrier or number + 1 == len(steps):
+                connection.send_bytes(message)
+                given = connection.recv() if number + 1 < len(steps) else None
+            else:  # send() blocks until the parent, busy with its own work of the step, reads
+                sending = threading.Thread(target=send, args=(message,), daemon=True)  # so go on
+                sending.start()
+                given = None
     except EOFError:  # the parent stopped early
         pass
     except BaseException:  # the parent does this share itself and raises the error itself
+        if sending is not None:
+            sending.join()
         try:
             connection.send(None)
         except OSError:
