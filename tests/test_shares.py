@@ -87,6 +87,34 @@ def test_a_step_without_a_barrier_lets_workers_go_on_while_its_merge_runs() -> N
                             Step(lambda share, _: share, lambda reports: reports)])
 
 
+def test_workers_go_on_while_the_parent_is_busy_before_reading_their_reports(tmp_path: Path) -> None:
+    # A report larger than a pipe's buffer blocks its sender until the parent reads it; the
+    # parent reads only after its own work of the step. Without a barrier, workers must not
+    # wait for that: here the parent's own work waits until both workers reached step 2.
+    import time
+
+    def big_report(share: int, _: None) -> bytes:
+        return bytes(1 << 20)
+
+    def step_two(share: int, _: None) -> int:
+        (tmp_path / f"reached-{share}").touch()
+        return share
+
+    seen = []
+
+    def parent_work() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len(list(tmp_path.glob("reached-*"))) < 2:
+            time.sleep(0.01)
+        seen.append(sorted(p.name for p in tmp_path.glob("reached-*")))
+
+    done = fork_steps([0, 1], [Step(big_report, lambda reports: [len(r) for r in reports], parent_work,
+                                    barrier=False),
+                               Step(step_two, lambda reports: reports)])
+    assert seen == [["reached-0", "reached-1"]]
+    assert done == [0, 1]
+
+
 def _stems_in_different_shares(root: Path) -> tuple[Path, Path]:
     """Two material files that two shares load (shares take every other file name)."""
     files = sorted(root.glob("materials/*/*.yaml"), key=lambda p: p.stem)
