@@ -64,6 +64,9 @@ class ComponentNode:
     def id(self) -> str:
         return f"{self.component}:{self.slug}"
 
+    def __reduce__(self) -> tuple:
+        return _by_fields(self)
+
     @property
     def needs_production(self) -> bool:
         return self.kind == "llm" and self.status in ("stale", "missing")
@@ -81,6 +84,16 @@ class OutputNode:
     @property
     def stale(self) -> bool:
         return bool(self.reasons)
+
+    def __reduce__(self) -> tuple:
+        return _by_fields(self)
+
+
+def _by_fields(node: Any) -> tuple:
+    """Pickle a node as its class and fields: workers send every material's nodes to the
+    parent, and the default for slotted classes (a dict of slots per object) took twice the
+    time both to pickle and to unpickle."""
+    return type(node), tuple(getattr(node, name) for name in node.__slots__)
 
 
 @dataclass
