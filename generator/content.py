@@ -386,7 +386,7 @@ class SiteLoader:
             if not self.references_ok(material, components):
                 continue
             by_slug[material.slug] = material
-        return dict(sorted(by_slug.items(), key=lambda kv: _site_order(kv[1])))
+        return dict(sorted(by_slug.items(), key=lambda kv: (kv[1].category, kv[1].name.lower(), kv[0])))
 
     def _material_schema(self, schema_rel: str | None) -> dict:
         if schema_rel is None:
@@ -571,15 +571,15 @@ class SiteLoader:
                              sorted(set(self.problems), key=lambda p: (p.file, p.line or 0, p.message)))
         return outputs
 
-    def share_view(self, site: Site, material_files: Iterable[str]) -> Site:
-        """The site as one share sees it: the materials of `material_files` that loaded, in
-        site order, with every generated output this process has. An output of theirs that
-        another share loaded (its file name is not the material's) is read here too; its
-        problems, if any, are that share's to report."""
-        materials = sorted((m for rel in material_files if isinstance(m := self.by_file.get(rel), Material)),
-                           key=_site_order)
-        missing = [rel for m in materials for name in m.components
-                   if (rel := site.output_path(name, m.slug)) not in self.by_file and self.sources.exists(rel)]
+    def share_view(self, site: Site, material_files: Iterable[str], whole_site: bool = False) -> Site:
+        """The site as one share sees it: the materials of `material_files` that loaded, with
+        every generated output this process has. Unless the share is the whole site, an output
+        of theirs that another share loaded (its file name is not the material's) is read here
+        too; its problems, if any, are that share's to report."""
+        materials = [m for rel in material_files if isinstance(m := self.by_file.get(rel), Material)]
+        missing = [] if whole_site else [
+            rel for m in materials for name in m.components
+            if (rel := site.output_path(name, m.slug)) not in self.by_file and self.sources.exists(rel)]
         if missing:
             before = len(self.problems)
             self.load_outputs(missing)
@@ -587,11 +587,6 @@ class SiteLoader:
         outputs = [o for o in self.by_file.values() if isinstance(o, GeneratedOutput)]
         return replace(site, materials={m.slug: m for m in materials},
                        outputs={(o.component, o.slug): o for o in outputs})
-
-
-def _site_order(material: Material) -> tuple[str, str, str]:
-    """Materials are listed by category, then name."""
-    return material.category, material.name.lower(), material.slug
 
 
 def _read_material(sources: Sources, rel: str, slug: str) -> dict:

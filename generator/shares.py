@@ -111,7 +111,7 @@ def run_shares(loader: SiteLoader, site: Site, builder: GraphBuilder, writer: Ou
         site.outputs = loader.merge_outputs(outputs)
 
     def keys(share: Share, _: None) -> tuple[dict[str, tuple], list[Problem]]:
-        view = loader.share_view(site, share.material_files)
+        view = loader.share_view(site, share.material_files, whole_site=len(shares) == 1)
         share_builder = builder.for_site(view)
         computed: dict[str, tuple] = {}
         problems = []
