@@ -94,6 +94,7 @@ class Renderer:
     def __init__(self, site: Site, bytecode_dir: Path | None = None, refs_memo: dict | None = None):
         self.site = site
         self.root = site.root
+        self._url_prefix = site.config.base_path.rstrip("/")  # parsed once: ~20 links a page
         loader = jinja2.FileSystemLoader([str(site.root / "layouts"), str(site.root)])
 
         def env(autoescape: bool, **extra: Any) -> jinja2.Environment:
@@ -138,7 +139,7 @@ class Renderer:
         """A site-absolute path ("/metal/") as deployed (under base_url's path)."""
         if not isinstance(path, str) or not path.startswith("/") or path.startswith("//"):
             return path
-        return self.site.config.base_path.rstrip("/") + path
+        return self._url_prefix + path
 
     def absolute(self, path: str) -> str:
         """A site-absolute path as a full URL under base_url (canonical links, sitemap)."""
