@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from generator.forkpool import Step, fork_steps
-from tests.conftest import OFFLINE, run_site, run_site_process, tree_digest
+from tests.conftest import OFFLINE, copy_site, run_site, run_site_process, tree_digest
 
 
 def test_steps_run_each_share_in_its_own_worker_and_merge_in_the_parent() -> None:
@@ -218,3 +218,51 @@ def test_pages_that_wait_for_llm_outputs_are_rendered_once_they_are_produced(sit
         assert html.escape(caption, quote=False).split()[0] in page
     again = run_site_process(site_small, "build", "--frozen", "--workers", "2")
     assert "nothing to do" in again.stdout, again.stdout
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc: psutil is not a dependency)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rpartition(")")[2].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find the workers")
+def test_a_worker_killed_while_rendering_a_first_build_has_its_share_redone(tmp_path: Path) -> None:
+    # The parent redoes a dead worker's share, pages included: over the files that worker had
+    # already written into the staging folder.
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = copy_site(tmp_path / "site")  # the whole example: 109 materials
+    layout = root / "layouts/material.html"
+    slow = "{%- block content %}{% for _ in range(200000) %}{% endfor %}"  # each page takes a while
+    layout.write_text(layout.read_text().replace("{%- block content %}", slow, 1))
+    build = subprocess.Popen([sys.executable, "-m", "generator", "build", "--frozen", "--workers", "2",
+                              "--root", str(root)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        staging = root / ".build.staging"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(staging.glob("*/*/index.html")):
+            time.sleep(0.01)
+        workers = _children(build.pid)
+        assert len(workers) == 2 and any(staging.glob("*/*/index.html"))
+        os.kill(workers[0], signal.SIGKILL)  # mid-pages: it has written some of its share
+        out, err = build.communicate(timeout=120)
+    finally:
+        if build.poll() is None:
+            build.kill()
+    assert build.returncode == 0, out + err
+    assert "Traceback" not in err
+    assert len(list(root.glob("build/*/*/index.html"))) == 109 and not staging.exists()
+    assert run_site_process(root, "check").returncode == 0
+    assert "nothing to do" in run_site_process(root, "build", "--frozen", "--workers", "2").stdout
