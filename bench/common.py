@@ -94,7 +94,7 @@ def loadavg() -> list[float]:
 
 def cpu_probe() -> float:
     """Seconds for a fixed pure-Python loop (10M additions), best of 3: this VM's speed drifts by
-    up to 1.8x within an hour with no load or steal time to show for it, so every figure is
+    up to 4x within an hour with no load or steal time to show for it, so every figure is
     read next to the probe taken around it."""
     import time
 
