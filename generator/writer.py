@@ -74,7 +74,7 @@ def _write_file(path: str | Path, data: bytes, mode: int) -> None:
     try:
         fd = os.open(path, flags, 0o644)
     except FileNotFoundError:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        _make_folder(os.path.dirname(path))
         fd = os.open(path, flags, 0o644)
     try:
         view = memoryview(data)
@@ -85,6 +85,7 @@ def _write_file(path: str | Path, data: bytes, mode: int) -> None:
 
 
 def _make_folder(folder: str) -> None:
+    """Make `folder` (and its parents if missing); one mkdir when only it is missing."""
     try:
         os.mkdir(folder)
     except FileExistsError:  # made by another worker, or the staging folder itself
@@ -160,12 +161,11 @@ class OutputWriter:
 
     def write(self, rel: str, data: bytes) -> None:
         if self._fresh:  # a folder we made this build, nobody reads yet: no symlink in it can
-            _checked_folder(rel)  # lead outside, no old file is there, no temp file is needed
-            path = os.path.join(self._out, rel)
-            folder = os.path.dirname(path)
+            folder = _checked_folder(rel)  # lead outside, no old file is there, no temp file is needed
             if folder not in self._made:  # nearly every page has a folder of its own: make it
-                _make_folder(folder)  # first, not after a failed open and a stat
+                _make_folder(os.path.join(self._out, folder))  # first, not after a failed open
                 self._made.add(folder)
+            path = os.path.join(self._out, rel)
             try:
                 _write_file(path, data, os.O_EXCL)
             except FileExistsError:  # written by a worker that died: its share is being redone
