@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 from . import yamlio
-from .config import SiteConfig, schema_problems
+from .config import FastValidator, SiteConfig, schema_problems
 from .errors import InputError, Problem
 from .hashing import output_sha, short
 from .sources import Sources
@@ -219,7 +219,7 @@ class SiteLoader:
         # Materials and generated outputs by file: those this process loaded (their data
         # parsed), and in the process that merges, every other one (read again when needed).
         self.by_file: dict[str, Material | GeneratedOutput] = {}
-        self._validator: _FastValidator | None = None
+        self._validator: FastValidator | None = None
 
     # Parse a YAML file, memoised while its bytes are those of the last build (the memo belongs
     # to that build's state) and an extra token (such as the schema's hash) is the same.
@@ -351,7 +351,7 @@ class SiteLoader:
                     self.problems.append(Problem(rel, "a material file must be a mapping of fields", 1))
                     continue
                 if self._validator is None:
-                    self._validator = _FastValidator(self._material_schema(self.config.material_schema))
+                    self._validator = FastValidator(self._material_schema(self.config.material_schema))
                 if not self._validator.is_valid(data):
                     problems = schema_problems(self._validator.explainer, data, self.sources.read_text(rel), rel)
                     if problems:
@@ -597,28 +597,6 @@ def _read_material(sources: Sources, rel: str, slug: str) -> dict:
 
 def _read_output(sources: Sources, rel: str) -> dict:
     return yamlio.parse(sources.read_text(rel), rel)["output"]
-
-
-class _FastValidator:
-    """jsonschema-rs answers "is it valid" ~100x faster; python jsonschema explains what is not."""
-
-    def __init__(self, schema: dict):
-        import jsonschema_rs
-
-        self.schema = schema
-        self._rs = jsonschema_rs.validator_for(schema)
-
-    @property
-    def explainer(self) -> Any:
-        from jsonschema import Draft202012Validator  # imported only when a file is invalid
-
-        return Draft202012Validator(self.schema)
-
-    def is_valid(self, data: Any) -> bool:
-        try:
-            return self._rs.is_valid(data)
-        except ValueError:  # a value JSON has no type for (e.g. a YAML date): let jsonschema judge
-            return False
 
 
 def material_files(sources: Sources) -> list[str]:
