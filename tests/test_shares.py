@@ -252,10 +252,10 @@ def test_a_worker_killed_while_rendering_a_first_build_has_its_share_redone(tmp_
     try:
         staging = root / ".build.staging"
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not any(staging.glob("*/*/index.html")):
+        while time.monotonic() < deadline and not any(staging.glob("*/*/*/index.html")):
             time.sleep(0.01)
         workers = _children(build.pid)
-        assert len(workers) == 2 and any(staging.glob("*/*/index.html"))
+        assert len(workers) == 2 and any(staging.glob("*/*/*/index.html"))
         os.kill(workers[0], signal.SIGKILL)  # mid-pages: it has written some of its share
         out, err = build.communicate(timeout=120)
     finally:
