@@ -154,38 +154,37 @@ def _report(child: list, message: Any, redo: Callable[[], Any]) -> Any:
 
 
 def _work(share: Any, steps: Sequence[Step], connection: Any) -> None:
+    import queue
     import threading
 
-    sending: threading.Thread | None = None  # a report still being sent, by a thread
+    # Reports go out in order through one thread: send() blocks until the parent, busy with
+    # its own work of the step, reads, and a worker past a step without a barrier goes on.
+    outbox: queue.SimpleQueue = queue.SimpleQueue()
 
-    def send(message: bytes) -> None:
-        try:
-            connection.send_bytes(message)
-        except OSError:  # the parent stopped early
-            pass
+    def send_all() -> None:
+        while (message := outbox.get()) is not None:
+            try:
+                connection.send_bytes(message)
+            except OSError:  # the parent stopped early
+                return
 
+    sender = threading.Thread(target=send_all, daemon=True)
+    sender.start()
     try:
         given = None
         for number, step in enumerate(steps):
-            message = pickle.dumps((step.work(share, given),), pickle.HIGHEST_PROTOCOL)
-            if sending is not None:
-                sending.join()
-                sending = None
-            if step.barrier or number + 1 == len(steps):
-                connection.send_bytes(message)
-                given = connection.recv() if number + 1 < len(steps) else None
-            else:  # send() blocks until the parent, busy with its own work of the step, reads
-                sending = threading.Thread(target=send, args=(message,), daemon=True)  # so go on
-                sending.start()
+            outbox.put(pickle.dumps((step.work(share, given),), pickle.HIGHEST_PROTOCOL))
+            if step.barrier and number + 1 < len(steps):
+                given = connection.recv()  # the parent answers once it has every report
+            else:
                 given = None
     except EOFError:  # the parent stopped early
         pass
     except BaseException:  # the parent does this share itself and raises the error itself
-        if sending is not None:
-            sending.join()
-        try:
-            connection.send(None)
-        except OSError:
-            pass
+        outbox.put(pickle.dumps(None))
+        outbox.put(None)
+        sender.join()
         sys.exit(1)  # quietly: no traceback from a worker
+    outbox.put(None)
+    sender.join()
     connection.close()

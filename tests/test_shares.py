@@ -115,6 +115,37 @@ def test_workers_go_on_while_the_parent_is_busy_before_reading_their_reports(tmp
     assert done == [0, 1]
 
 
+def test_workers_go_on_past_several_steps_without_a_barrier_while_the_parent_is_busy(tmp_path: Path) -> None:
+    # Reports queue up in the worker, in order: a worker does not wait for its first report to
+    # be read before it goes on past its second.
+    import time
+
+    def big_report(share: int, _: None) -> bytes:
+        return bytes(1 << 20)
+
+    def step_three(share: int, _: None) -> int:
+        (tmp_path / f"reached-{share}").touch()
+        return share
+
+    seen = []
+
+    def parent_work() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len(list(tmp_path.glob("reached-*"))) < 2:
+            time.sleep(0.01)
+        seen.append(sorted(p.name for p in tmp_path.glob("reached-*")))
+
+    sizes = []
+    done = fork_steps([0, 1], [Step(big_report, lambda reports: sizes.append([len(r) for r in reports]),
+                                    parent_work, barrier=False),
+                               Step(lambda share, _: bytes(2 << 20), lambda reports: sizes.append([len(r) for r in reports]),
+                                    barrier=False),
+                               Step(step_three, lambda reports: reports)])
+    assert seen == [["reached-0", "reached-1"]]
+    assert sizes == [[1 << 20, 1 << 20], [2 << 20, 2 << 20]]  # each report arrived whole, in order
+    assert done == [0, 1]
+
+
 def _stems_in_different_shares(root: Path) -> tuple[Path, Path]:
     """Two material files that two shares load (shares take every other file name)."""
     files = sorted(root.glob("materials/*/*.yaml"), key=lambda p: p.stem)
