@@ -7,7 +7,6 @@ An interrupted build never leaves a half-written file, and no path outside `buil
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import sys
 from pathlib import Path
@@ -172,7 +171,7 @@ class OutputWriter:
         shutil.rmtree(staging, ignore_errors=True)  # what a killed build left
         staging.mkdir(parents=True)
         _mark_top_folder(os.fspath(staging))
-        self.target, self._fresh = staging / secrets.token_hex(8), True
+        self.target, self._fresh = staging / os.urandom(8).hex(), True
         self.target.mkdir()
         self._out = os.fspath(self.target)
         return True
