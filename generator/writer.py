@@ -160,9 +160,9 @@ class OutputWriter:
     def start_fresh(self) -> bool:
         """When there is no output folder yet, build it in a hidden staging folder beside it (in
         a subfolder with a random name: see _mark_top_folder) and rename that into place in
-        publish(): a reader sees no site or the whole site, never
-        half of one, and no file needs a temp file of its own (on a cold build of 10,000
-        pages that is 30,000 syscalls fewer). Whether it staged."""
+        publish(): a reader sees no site or the whole site, never half of one, and no file
+        needs a temp file of its own (on a cold build of 10,000 pages that is 30,000 syscalls
+        fewer). Whether it staged."""
         if self._fresh:
             return True
         if self.out_dir.exists() or self.out_dir.is_symlink():

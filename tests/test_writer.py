@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import array
+import copy
+import fcntl
+import os
 from pathlib import Path
 
 import pytest
@@ -54,9 +58,6 @@ def test_files_whose_bytes_are_already_there_are_not_rewritten(tmp_path: Path) -
 
 def _top_folder_flag(folder: Path) -> bool | None:
     """Whether ext4's "top directory" flag (chattr +T) is set; None where flags are unsupported."""
-    import array
-    import fcntl
-    import os
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         flags = array.array("i", [0])
@@ -91,13 +92,12 @@ def test_a_first_build_is_made_in_a_random_subfolder_of_an_ext4_top_folder(site_
     assert flag
 
 
-def test_two_workers_making_the_same_top_folder_keep_each_others_pages(tmp_path: Path) -> None:
-    import copy
+def test_two_workers_writing_into_the_same_folders_keep_each_others_pages(tmp_path: Path) -> None:
     first = OutputWriter(tmp_path / "build")
     assert first.start_fresh()
     second = copy.deepcopy(first)  # what a forked worker holds
     first.write("metal/index.html", b"category")
-    second.write("metal/iron/index.html", b"iron")  # its top folder is already there, with a file
+    second.write("metal/iron/index.html", b"iron")  # "metal" is already there, with a file
     second.write("wood/oak/index.html", b"oak")
     first.write("wood/ash/index.html", b"ash")
     first.publish()
