@@ -78,7 +78,8 @@ def fork_steps(shares: Sequence[Any], steps: Sequence[Step]) -> list:
     children = []  # [share index, process, connection]; connection None once the worker is gone
     for index in range(len(shares)):
         ours, theirs = context.Pipe(duplex=True)
-        process = context.Process(target=_work, args=(shares[index], steps, theirs), daemon=True)
+        parents_ends = [child[2] for child in children] + [ours]  # the worker closes its copies
+        process = context.Process(target=_work, args=(shares[index], steps, theirs, parents_ends), daemon=True)
         process.start()
         theirs.close()
         children.append([index, process, ours])
@@ -153,9 +154,15 @@ def _report(child: list, message: Any, redo: Callable[[], Any]) -> Any:
     return redo()
 
 
-def _work(share: Any, steps: Sequence[Step], connection: Any) -> None:
+def _work(share: Any, steps: Sequence[Step], connection: Any, parents_ends: list) -> None:
     import queue
     import threading
+
+    # A fork copies the parent's ends of every pipe made so far. Closed here, they no longer
+    # keep a pipe open after the parent is gone: a worker whose parent was killed sees it (EOF,
+    # EPIPE) and exits, instead of waiting forever with the site's build lock.
+    for end in parents_ends:
+        end.close()
 
     # Reports go out in order through one thread: send() blocks until the parent, busy with
     # its own work of the step, reads, and a worker past a step without a barrier goes on.
@@ -165,8 +172,8 @@ def _work(share: Any, steps: Sequence[Step], connection: Any) -> None:
         while (message := outbox.get()) is not None:
             try:
                 connection.send_bytes(message)
-            except OSError:  # the parent stopped early
-                return
+            except OSError:  # the parent is gone: nothing this worker does can matter now
+                os._exit(1)
 
     sender = threading.Thread(target=send_all, daemon=True)
     sender.start()
