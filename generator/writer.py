@@ -180,7 +180,7 @@ class OutputWriter:
         """Move a staged output folder into place."""
         if self._fresh:
             os.rename(self.target, self.out_dir)
-            self._staging.rmdir()
+            shutil.rmtree(self._staging, ignore_errors=True)  # empty now: the site is published
             self._reset()
 
     def discard(self) -> None:
