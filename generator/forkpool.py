@@ -11,7 +11,7 @@ barrier lets the workers go on at once, while its merge runs.
 A share's data stays in the worker that loaded it: no process ever holds all of it (the
 parent, which waits while the workers work, holds none). A worker that dies without
 reporting costs only time: the parent does its steps itself (and raises its error, if it was
-a bug).
+a bug). Workers whose parent is killed exit by themselves, at their next report at the latest.
 
 Forking is only safe in a process with no other threads (a lock held by another thread at
 fork time stays held in the child forever), so `site watch`, which serves while it builds,
