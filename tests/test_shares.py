@@ -87,20 +87,20 @@ def test_a_step_without_a_barrier_lets_workers_go_on_while_its_merge_runs() -> N
                             Step(lambda share, _: share, lambda reports: reports)])
 
 
-def test_workers_go_on_while_the_parent_is_busy_before_reading_their_reports(tmp_path: Path) -> None:
+@pytest.mark.parametrize("without_barrier", [1, 2])
+def test_workers_go_on_while_the_parent_is_busy_before_reading_their_reports(tmp_path: Path,
+                                                                               without_barrier: int) -> None:
     # A report larger than a pipe's buffer blocks its sender until the parent reads it; the
     # parent reads only after its own work of the step. Without a barrier, workers must not
-    # wait for that: here the parent's own work waits until both workers reached step 2.
+    # wait for that, nor for an earlier report to be read before going past a later step: here
+    # the parent's own work waits until both workers reached the last step.
     import time
 
-    def big_report(share: int, _: None) -> bytes:
-        return bytes(1 << 20)
-
-    def step_two(share: int, _: None) -> int:
+    def reached(share: int, _: None) -> int:
         (tmp_path / f"reached-{share}").touch()
         return share
 
-    seen = []
+    seen, sizes = [], []
 
     def parent_work() -> None:
         deadline = time.monotonic() + 20
@@ -108,41 +108,14 @@ def test_workers_go_on_while_the_parent_is_busy_before_reading_their_reports(tmp
             time.sleep(0.01)
         seen.append(sorted(p.name for p in tmp_path.glob("reached-*")))
 
-    done = fork_steps([0, 1], [Step(big_report, lambda reports: [len(r) for r in reports], parent_work,
-                                    barrier=False),
-                               Step(step_two, lambda reports: reports)])
+    def record(reports: list) -> None:
+        sizes.append([len(r) for r in reports])
+
+    steps = [Step(lambda share, _, mb=mb: bytes(mb << 20), record, parent_work if mb == 1 else None, barrier=False)
+             for mb in range(1, without_barrier + 1)]
+    done = fork_steps([0, 1], [*steps, Step(reached, lambda reports: reports)])
     assert seen == [["reached-0", "reached-1"]]
-    assert done == [0, 1]
-
-
-def test_workers_go_on_past_several_steps_without_a_barrier_while_the_parent_is_busy(tmp_path: Path) -> None:
-    # Reports queue up in the worker, in order: a worker does not wait for its first report to
-    # be read before it goes on past its second.
-    import time
-
-    def big_report(share: int, _: None) -> bytes:
-        return bytes(1 << 20)
-
-    def step_three(share: int, _: None) -> int:
-        (tmp_path / f"reached-{share}").touch()
-        return share
-
-    seen = []
-
-    def parent_work() -> None:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and len(list(tmp_path.glob("reached-*"))) < 2:
-            time.sleep(0.01)
-        seen.append(sorted(p.name for p in tmp_path.glob("reached-*")))
-
-    sizes = []
-    done = fork_steps([0, 1], [Step(big_report, lambda reports: sizes.append([len(r) for r in reports]),
-                                    parent_work, barrier=False),
-                               Step(lambda share, _: bytes(2 << 20), lambda reports: sizes.append([len(r) for r in reports]),
-                                    barrier=False),
-                               Step(step_three, lambda reports: reports)])
-    assert seen == [["reached-0", "reached-1"]]
-    assert sizes == [[1 << 20, 1 << 20], [2 << 20, 2 << 20]]  # each report arrived whole, in order
+    assert sizes == [[mb << 20, mb << 20] for mb in range(1, without_barrier + 1)]  # whole, in order
     assert done == [0, 1]
 
 
