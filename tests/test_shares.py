@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import html
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -94,8 +98,6 @@ def test_workers_go_on_while_the_parent_is_busy_before_reading_their_reports(tmp
     # parent reads only after its own work of the step. Without a barrier, workers must not
     # wait for that, nor for an earlier report to be read before going past a later step: here
     # the parent's own work waits until both workers reached the last step.
-    import time
-
     def reached(share: int, _: None) -> int:
         (tmp_path / f"reached-{share}").touch()
         return share
@@ -242,11 +244,6 @@ def _children(pid: int) -> list[int]:
 def test_a_worker_killed_while_rendering_a_first_build_has_its_share_redone(tmp_path: Path) -> None:
     # The parent redoes a dead worker's share, pages included: over the files that worker had
     # already written into the staging folder.
-    import signal
-    import subprocess
-    import sys
-    import time
-
     root = copy_site(tmp_path / "site")  # the whole example: 109 materials
     layout = root / "layouts/material.html"
     slow = "{%- block content %}{% for _ in range(200000) %}{% endfor %}"  # each page takes a while
@@ -290,40 +287,6 @@ fork_steps([0, 1], [Step(report, waiting, busy, barrier=BARRIER), Step(report, w
 """
 
 
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find the workers")
-@pytest.mark.parametrize("barrier", [True, False])
-def test_workers_whose_parent_is_killed_exit(barrier: bool) -> None:
-    # Each worker used to hold a copy of the parent's end of its pipe, so with the parent
-    # killed (OOM killer, a CI timeout) nothing told it: it waited forever to send its report
-    # or to be answered, holding the site's build lock.
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    script = _KILLED_PARENT.replace("BARRIER", str(barrier))
-    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
-                              cwd=Path(__file__).resolve().parent.parent)
-    workers: list[int] = []
-    try:
-        assert parent.stdout.readline() == "forked\n"
-        workers = _children(parent.pid)
-        assert len(workers) == 2
-        os.kill(parent.pid, signal.SIGKILL)
-        parent.wait(timeout=30)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and any(_running(pid) for pid in workers):
-            time.sleep(0.01)
-        assert [pid for pid in workers if _running(pid)] == [], "workers still running after their parent died"
-    finally:
-        for pid in [parent.pid, *workers]:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        parent.wait(timeout=30)
-
-
 def _running(pid: int) -> bool:
     """Whether `pid` is alive (a zombie has finished: nobody is left to reap it at once)."""
     try:
@@ -332,47 +295,71 @@ def _running(pid: int) -> bool:
         return False
 
 
+def _workers_left_after_killing(parent: subprocess.Popen, workers: list[int]) -> list[int]:
+    """SIGKILL `parent` alone; its workers still running 30 s later."""
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(_running(pid) for pid in workers):
+        time.sleep(0.01)
+    return [pid for pid in workers if _running(pid)]
+
+
+def _kill(pids: list[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find the workers")
+@pytest.mark.parametrize("barrier", [True, False])
+def test_workers_whose_parent_is_killed_exit(barrier: bool) -> None:
+    # Each worker used to hold a copy of the parent's end of its pipe, so with the parent
+    # killed (OOM killer, a CI timeout) nothing told it: it waited forever to send its report
+    # or to be answered, holding the site's build lock.
+    script = _KILLED_PARENT.replace("BARRIER", str(barrier))
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).resolve().parent.parent)
+    workers: list[int] = []
+    try:
+        assert parent.stdout.readline() == "forked\n"
+        workers = _children(parent.pid)
+        assert len(workers) == 2
+        assert _workers_left_after_killing(parent, workers) == [], "workers still running after their parent died"
+    finally:
+        _kill([parent.pid, *workers])
+        parent.wait(timeout=30)
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find the workers")
 @pytest.mark.parametrize("first", [True, False], ids=["first build", "rebuild"])
 def test_workers_of_a_killed_build_exit_and_free_the_site_for_the_next_build(tmp_path: Path, first: bool) -> None:
     # A build whose parent is killed mid-pages (OOM killer, a CI timeout): its workers exit by
     # themselves, and the next build runs at once (no lock held), over what was left.
-    import signal
-    import subprocess
-    import sys
-    import time
-
     root = copy_site(tmp_path / "site")
     if not first:
         assert run_site_process(root, "build", "--frozen").returncode == 0
     layout = root / "layouts/material.html"
     slow = "{%- block content %}<!-- slow -->{% for _ in range(200000) %}{% endfor %}"  # each page takes a while
     layout.write_text(layout.read_text().replace("{%- block content %}", slow, 1))
-    pages = root / (".build.staging/*/*/*/index.html" if first else "build/*/*/index.html")
+    pages = ".build.staging/*/*/*/index.html" if first else "build/*/*/index.html"
     before = {p: p.stat().st_mtime_ns for p in root.glob("build/*/*/index.html")}
     build = subprocess.Popen([sys.executable, "-m", "generator", "build", "--frozen", "--workers", "2",
                               "--root", str(root)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    workers = []
+    workers: list[int] = []
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not (
                 len(workers := _children(build.pid)) == 2
-                and any(p.stat().st_mtime_ns != before.get(p) for p in root.glob(str(pages.relative_to(root))))):
+                and any(p.stat().st_mtime_ns != before.get(p) for p in root.glob(pages))):
             time.sleep(0.01)
         assert len(workers) == 2
-        os.kill(build.pid, signal.SIGKILL)  # the parent only: its workers are rendering
-        build.wait(timeout=30)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in workers):
-            time.sleep(0.01)
-        alive = [pid for pid in workers if Path(f"/proc/{pid}").exists()]
-        assert alive == [], "the killed build's workers are still running"
+        # the parent only: its workers are rendering
+        assert _workers_left_after_killing(build, workers) == [], "the killed build's workers are still running"
     finally:
-        for pid in workers:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        _kill(workers)
         if build.poll() is None:
             build.kill()
     after = run_site_process(root, "build", "--frozen", "--workers", "2", timeout=60)
