@@ -170,7 +170,8 @@ GROUNDED = {"type": "grounded_numbers"}
     "Conductivity 237 W/mK, specific heat 0.9 J/(g·K), reflectivity 91%.",
     "A 50 µm spot (50 um), a 1064-nm fiber laser, hardness 25 HB.",
     "The wavelength of 1.064 µm is common.",
-    "Aluminum 6061 parts cleaned with 4 passes.",  # numbers without units are not claims
+    "Aluminum parts cleaned with 4 passes, 1st at 1064 nm.",  # counts and ordinals are not claims
+    "A wavelength of 1064, a 91 % reflectivity at 1064nm.",
     "2.70 ± 0.05 g/cm³",
 ])
 def test_grounded_numbers_accepts_values_from_the_data(text):

@@ -1,0 +1,121 @@
+"""no_foreign_entities: no other material of the site, and no person the site's data does not name.
+
+Other materials: the site's own material names, matched as whole words (any case; names that
+are also common English words, such as Lead, Tin or Slate, only when capitalised mid-sentence).
+A name inside this material's own name ("Aluminum" on "Aluminum 6061"), or one its own data or
+category texts use, is not foreign.
+
+People, by heuristics (there is no list of every person): a title before a capitalised name
+("Dr. Weber", "Prof. Anna Berg"), an attribution ("Author: Mark Hale", "written by ..."), a
+capitalised pair whose first word is a common given name ("Sarah Chen"), a pair before a
+reporting verb or "et al." ("Berg Lindqvist says"), and placeholder people ("Test Author",
+"John Doe"). A name every word of which belongs to a person named in data/ is fine.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any
+
+from .base import own_texts, quote, texts
+
+# Names that are also everyday words: matched only capitalised, not at a sentence start.
+_COMMON_WORDS = frozenset({"lead", "tin", "slate", "concrete", "spruce", "ash", "gold", "silver", "pine",
+                           "cherry", "tuff", "elm", "stucco", "zinc", "silicon"})
+
+_GIVEN = frozenset("""
+Aaron Abdul Adam Adrian Ahmed Aisha Akira Alan Albert Alejandro Alex Alexander Alexandra Alice
+Alicia Alison Amanda Amelia Amir Amy Ana Andre Andrea Andrew Angela Anita Ann Anna Anne Anthony
+Antonio Arjun Arthur Ashley Barbara Ben Benjamin Bernard Beth Brandon Brian Bruce Bruno Carl Carla
+Carlos Caroline Catherine Charles Charlie Chen Chloe Chris Christian Christina Christine
+Christopher Claire Claudia Daniel Daniela David Deborah Dennis Diana Diego Dmitri Donald Doug
+Dylan Edward Elena Elizabeth Ellen Emily Emma Eric Erik Ethan Eva Fatima Felix Fernando Francesca
+Francesco Francis Franz Gary George Georg Gerald Giovanni Giulia Greg Gregory Hana Hannah Hans
+Harold Harry Heinrich Helen Henry Hiroshi Hugo Ian Igor Ingrid Irina Isaac Isabel Isabella Ivan
+Jack Jacob James Jan Jane Janet Jason Javier Jean Jeff Jeffrey Jennifer Jens Jessica Joan Joe
+Johann Johannes John Jonathan Jorge Jose Joseph Joshua Juan Judith Julia Julian Julie Jun Karen
+Karl Katherine Kathleen Kenji Kenneth Kevin Kim Klaus Kumar Larry Laura Lauren Lea Leo Leon
+Linda Lisa Liu Lucas Lucia Luis Luca Lukas Maria Marie Marco Margaret Mario Marta Martin Mary
+Matthew Matteo Maya Mehmet Melissa Michael Michelle Miguel Mohammed Muhammad Nancy Natalie
+Nathan Nicholas Nicole Nina Noah Olga Oliver Olivia Omar Oscar Pablo Paolo Patricia Patrick Paul
+Paula Peter Philip Pierre Priya Rachel Rafael Rahul Raj Rebecca Richard Robert Roberto Ronald
+Ryan Sam Samuel Sandra Sara Sarah Satoshi Scott Sean Sebastian Sergei Sharon Sofia Sophie
+Stefan Stephanie Stephen Steven Susan Takashi Thomas Timothy Tom Tomas Victoria Vincent Wang
+Wei Wolfgang Xavier Yuki Yusuf Zhang Zoe
+""".split())
+
+_CAP = r"[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?"
+_PAIR = rf"{_CAP}(?:\s+[A-Z]\.)?\s+{_CAP}"
+_PEOPLE = [
+    re.compile(r"\b(?:test|sample|example|dummy|fake|demo|placeholder|anonymous|unknown)\s+"
+               r"(?:author|user|writer|editor|person|name|reviewer|contributor|expert|engineer)s?\b", re.I),
+    re.compile(r"\b(?:john|jane|joe|richard|max|erika)\s+(?:doe|roe|smith|public|mustermann|musterfrau)\b"
+               r"|\b(?:first\s*name\s+last\s*name|firstname\s+lastname|author\s+name|your\s+name|foo\s+bar)\b",
+               re.I),
+    re.compile(rf"(?:\b(?:Dr|Prof|Mr|Mrs|Ms|Mx|Dipl\.-Ing|Ing)\.?|\b(?:Professor|Doctor|Sir|Dame))\s+"
+               rf"(?P<name>{_CAP}(?:\s+{_CAP})?)"),
+    re.compile(rf"(?i:\b(?:author(?:ed)?|written|reviewed|edited|compiled|prepared|contributed|photo(?:graph)?|"
+               rf"image|credit(?:ed)?|courtesy|according|quoted)(?:\s+(?:by|of|to))?\s*[:\-–]?\s+)(?P<name>{_PAIR})"),
+    re.compile(rf"\b(?P<name>{_PAIR})(?:,|\s)\s*(?:et al\b|says\b|said\b|notes\b|noted\b|explains\b|"
+               rf"explained\b|recommends\b|reports\b|reported\b|writes\b|wrote\b|argues\b|suggests\b|advises\b)"),
+    re.compile(rf"\b(?P<name>(?:{'|'.join(sorted(_GIVEN))})(?:\s+[A-Z]\.)?\s+{_CAP})\b"),
+]
+
+
+@lru_cache(maxsize=64)
+def _name_rx(name: str) -> re.Pattern:
+    words = [re.escape(w) for w in name.split()]
+    body = r"[\s-]+".join(words)
+    if name.casefold() in _COMMON_WORDS:  # capitalised, after a lower-case word or punctuation
+        return re.compile(rf"(?<=[a-z,;(] ){body}(?![\w-])")
+    return re.compile(rf"(?<![\w-]){body}(?![\w-])", re.I)
+
+
+def _masked(text: str, name: str) -> str:
+    """`text` with this material's own name blanked out, so names inside it are not found."""
+    if not name:
+        return text
+    body = r"[\s-]+".join(map(re.escape, name.split()))
+    return re.sub(rf"(?<![\w-]){body}(?![\w-])", " ", text, flags=re.I)
+
+
+def _people_words(facts: Any) -> set[str]:
+    return {w.casefold() for person in (facts.people if facts else ()) for w in re.split(r"[\s.]+", person) if w}
+
+
+def v_no_foreign_entities(output: dict, spec: dict, material: dict) -> list[str]:
+    facts = spec.get("facts")
+    own = " ".join(str(material.get("name") or "").split())
+    allowed = " ".join(own_texts(material, facts))
+    allowed_folded = allowed.casefold()
+    others = [n for n in (facts.materials if facts else ()) if n.casefold() != own.casefold()
+              and not _name_rx(n).search(_masked(allowed, own))]
+    known_people = _people_words(facts)
+    found, errors = texts(output, spec)
+    for path, text in found:
+        bare = _masked(text, own)
+        for name in sorted(others, key=len, reverse=True):
+            m = _name_rx(name).search(bare)
+            if m:
+                errors.append(f"{path}: names another material of the site, {m.group(0)!r}; "
+                              f"write only about {own or 'this material'}")
+                break
+        person = _unknown_person(text, known_people, allowed_folded)
+        if person:
+            errors.append(f"{path}: names a person, {person!r}, whom the site's data does not list; "
+                          f"name no people")
+    return errors
+
+
+def _unknown_person(text: str, known_people: set[str], allowed: str) -> str | None:
+    """The first person named in `text` who is neither in data/ nor in the material's own texts."""
+    for rx in _PEOPLE:
+        for m in rx.finditer(text):
+            if "name" not in rx.groupindex:
+                return " ".join(m.group(0).split())  # a placeholder person
+            name = " ".join(m.group("name").split())
+            words = [w.casefold() for w in re.split(r"[\s.]+", name) if w]
+            if not (all(w in known_people for w in words) or name.casefold() in allowed):
+                return name
+    return None
