@@ -125,6 +125,7 @@ class _Build:
         self.started = time.perf_counter()
         self.fingerprints: dict[str, str | None] = {}  # LLM key -> inputs fingerprint, for output files
         self.parse_cache: dict[str, Any] = {}
+        self.facts: Any = None  # llm.validators.SiteFacts, made when the first request is
 
     # -- phases --------------------------------------------------------------------------------
 
@@ -386,8 +387,16 @@ class _Build:
         return LLMRequest(key=node.key, component=component.name, slug=material.slug,
                           messages=renderer.messages(component, material, deps), schema=d["schema"],
                           params=d.get("params", {}), models=d.get("models", {}),
-                          validators=tuple(d.get("validators", ())), material=material.data,
+                          validators=self._validators(site, d), material=material.data,
                           offline=offline, fresh=fresh)
+
+    def _validators(self, site: Site, definition: dict) -> tuple[dict, ...]:
+        """A component's validators with the defaults, and what the site knows (made once a build)."""
+        from .llm.validators import SiteFacts, effective_validators
+
+        if self.facts is None:
+            self.facts = SiteFacts.of_site(site)
+        return effective_validators(definition.get("validators"), self.facts)
 
     def _store(self, site: Site, request: Any, answer: Any, report: BuildReport) -> None:
         """Persist an accepted answer the moment it arrives (SPEC §3: a kill loses no paid call)."""

@@ -1,6 +1,7 @@
 """no_foreign_entities: no other material of the site, and no person the site's data does not name.
 
-Other materials: the site's own material names, matched as whole words (any case; names that
+Other materials: the site's own material names, and their families without the grade ("Stainless
+Steel" of "Stainless Steel 304"), matched as whole words (any case; names that
 are also common English words, such as Lead, Tin or Slate, only when capitalised mid-sentence).
 A name inside this material's own name ("Aluminum" on "Aluminum 6061"), or one its own data or
 category texts use, is not foreign.
@@ -72,6 +73,12 @@ def _name_rx(name: str) -> re.Pattern:
     return re.compile(rf"(?<![\w-]){body}(?![\w-])", re.I)
 
 
+def family(name: str) -> str:
+    """A name without its grade or alloy code: "Stainless Steel 304" -> "Stainless Steel"."""
+    words = name.split()
+    return " ".join(words[:-1]) if len(words) > 1 and re.search(r"\d", words[-1]) else name
+
+
 def _masked(text: str, name: str) -> str:
     """`text` with this material's own name blanked out, so names inside it are not found."""
     if not name:
@@ -89,8 +96,10 @@ def v_no_foreign_entities(output: dict, spec: dict, material: dict) -> list[str]
     own = " ".join(str(material.get("name") or "").split())
     allowed = " ".join(own_texts(material, facts))
     allowed_folded = allowed.casefold()
-    others = [n for n in (facts.materials if facts else ()) if n.casefold() != own.casefold()
-              and not _name_rx(n).search(_masked(allowed, own))]
+    own_allowed = _masked(allowed, own)
+    names = {n for m in (facts.materials if facts else ()) for n in (m, family(m))}  # "Stainless Steel" too
+    others = [n for n in names if n.casefold() not in (own.casefold(), family(own).casefold())
+              and not _name_rx(n).search(own_allowed)]
     known_people = _people_words(facts)
     found, errors = texts(output, spec)
     for path, text in found:

@@ -42,7 +42,7 @@ _COMMERCE = re.compile("|".join([
     r"\b(?:on\s+sale|for\s+sale|sale\s+price|best\s+price|lowest\s+price|great\s+price|price[ds]?|pricing)\b",
     r"\b(?:add\s+to\s+(?:cart|basket)|checkout|in\s+stock|limited[- ]time|special\s+offer|act\s+now|"
     r"money[- ]back|call\s+(?:us\s+)?(?:now|today)|shop\s+now|subscribe\s+now|get\s+yours)\b",
-    r"[$€£¥₹]\s?\d",
+    r"[$€£¥₹]\s?\d|\d\s?(?:USD|EUR|GBP|dollars?|euros?)\b|\b(?:USD|EUR|GBP)\s?\d",
 ]), re.I)
 
 

@@ -269,8 +269,10 @@ class _Grounds:
             if (math.isclose(abs(x), abs(v), rel_tol=tol, abs_tol=1e-12)
                     or abs(round(abs(v), decimals) - abs(x)) <= 1e-9 * max(1.0, abs(x))):
                 return True
-        for q in self.quantities:  # a unit left out: "a wavelength of 1064"
-            if _matches(x, decimals, q.unit, q, tol):
+        for q in self.quantities:  # a unit left out: "a wavelength of 1064" (a range's ends only)
+            ends = [q.value] if q.value is not None else [q.lo, q.hi]
+            if any(_matches(x, decimals, q.unit, _Quantity(q.path, q.unit, q.unit_text, value=v), tol)
+                   for v in ends if v is not None):
                 return True
         return False
 
