@@ -126,6 +126,18 @@ def status(root: Path, chain: str | None, no_health: bool) -> None:
 
 @main.command()
 @root_option
+@click.option("--since", default="HEAD", show_default=True,
+              help="Git ref to compare with (default: the last commit, so uncommitted and untracked outputs).")
+def review(root: Path, since: str) -> None:
+    """List the outputs changed since a git ref, with provider, model, validators and a diff;
+    exit 1 if an output that is neither pinned nor edited by hand fails today's validators."""
+    from .commands import run_review
+
+    sys.exit(_run(run_review, root, since=since))
+
+
+@main.command()
+@root_option
 @click.argument("component")
 @click.argument("slug")
 def prompt(root: Path, component: str, slug: str) -> None:

@@ -123,6 +123,12 @@ def run_status(root: Path, *, chain=None, health: bool = True) -> int:
     return 0
 
 
+def run_review(root: Path, *, since: str = "HEAD") -> int:
+    from .review import run_review as review
+
+    return review(root.resolve(), since, click.echo)
+
+
 def run_prompt(root: Path, *, component: str, slug: str) -> int:
     from .status import site_prompt
 

@@ -687,6 +687,7 @@ class _Run:
                                      f"{f', max_tokens={limit}' if limit else ''})")
         output, errors = check_answer(text, req.schema, req.validators, req.material)
         if errors or output is None:
+            self.report.count_rejections(errors)
             return "invalid", None, "; ".join(errors[:2]) + (f" (+{len(errors) - 2} more)" if len(errors) > 2 else "")
         return "ok", Answer(output=output, provider=PROVIDER, model=model, usage=used), ""
 

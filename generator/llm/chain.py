@@ -267,6 +267,7 @@ class _Run:
                         answered_by = "template" if name == "template" else (completion.model or model)
                         return Answer(output=output, provider=name, model=answered_by,
                                       usage=dict(completion.usage), from_cache=False)
+                    self.report.count_rejections(errors)
             stats.failures += 1
             messages = repair_messages(req.messages, text, errors)
         shown = "; ".join(errors[:4]) + (f" (+{len(errors) - 4} more)" if len(errors) > 4 else "")

@@ -42,6 +42,18 @@ class ProduceReport:
     failed: list[tuple[LLMRequest, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # e.g. "ollama skipped: not reachable at ..."
     elapsed: float = 0.0  # seconds
+    rejections: dict[str, int] = field(default_factory=dict)  # validator -> answers it rejected
+
+    def count_rejections(self, errors: list[str]) -> None:
+        """One rejected answer: each validator that rejected it counts once."""
+        from .validators import rejected_by
+
+        for name in rejected_by(errors):
+            self.rejections[name] = self.rejections.get(name, 0) + 1
+
+    def rejection_summary(self) -> str:
+        """"grounded_numbers 12, plain_text 3" (most first), or "" when nothing was rejected."""
+        return rejection_summary(self.rejections)
 
     def stats(self, provider: str) -> ProviderStats:
         if provider not in self.providers:
@@ -82,6 +94,8 @@ class ProduceReport:
         self.failed.extend(other.failed)
         self.notes.extend(n for n in other.notes if n not in self.notes)
         self.elapsed += other.elapsed
+        for name, n in other.rejections.items():
+            self.rejections[name] = self.rejections.get(name, 0) + n
         return self
 
     # ---- presentation ----------------------------------------------------------------------
@@ -125,8 +139,12 @@ class ProduceReport:
             "failed": [{"component": r.component, "slug": r.slug, "key": r.key, "reason": why}
                        for r, why in self.failed],
             "providers": {n: dict(vars(s)) for n, s in self.providers.items()},
-            "notes": list(self.notes), "elapsed": round(self.elapsed, 3), "cost_usd": round(self.cost, 6),
+            "notes": list(self.notes), "rejections": dict(self.rejections), "elapsed": round(self.elapsed, 3), "cost_usd": round(self.cost, 6),
         }
+
+
+def rejection_summary(counts: dict[str, int]) -> str:
+    return ", ".join(f"{name} {n}" for name, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def _cost(name: str, s: ProviderStats) -> str:

@@ -24,8 +24,9 @@ class Rejection(str):
 
 
 def rejected_by(errors: list[str]) -> list[str]:
-    """The validators that rejected an answer, each once, in order ("validator" if untagged)."""
-    return list(dict.fromkeys(getattr(e, "validator", "validator") for e in errors))
+    """The validators that rejected an answer, each once, in order (untagged errors, such as a
+    provider's own refusal of an answer, name none)."""
+    return list(dict.fromkeys(e.validator for e in errors if isinstance(e, Rejection)))
 
 
 def select(output: Any, field: str) -> tuple[list[tuple[str, Any]], list[str]]:
