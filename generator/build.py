@@ -175,6 +175,10 @@ class _Build:
 
         if not self.options.frozen:
             graph = self._produce(site, renderer, builder, graph, report)
+        if any(out.kept for out in site.outputs.values()):  # a person's edits: checked, kept, warned about
+            from .review import kept_output_warnings
+
+            report.warnings.extend(kept_output_warnings(site, self._facts(site)))
 
         for node in graph.components.values():
             if node.kind != "llm" or node.status == "fresh":
@@ -346,6 +350,10 @@ class _Build:
         finally:
             cache.close()
         report.llm = _merge_reports(reports)
+        if report.llm is not None:
+            from .llm.report import save_rejections
+
+            save_rejections(self.cache_dir, report.llm.rejections)
         for request, reason in getattr(report.llm, "failed", []):
             report.failures.append(f"{request.component}:{request.slug}: {reason}")
         return graph
@@ -392,11 +400,16 @@ class _Build:
 
     def _validators(self, site: Site, definition: dict) -> tuple[dict, ...]:
         """A component's validators with the defaults, and what the site knows (made once a build)."""
-        from .llm.validators import SiteFacts, effective_validators
+        from .llm.validators import effective_validators
+
+        return effective_validators(definition.get("validators"), self._facts(site))
+
+    def _facts(self, site: Site) -> Any:
+        from .llm.validators import SiteFacts
 
         if self.facts is None:
             self.facts = SiteFacts.of_site(site)
-        return effective_validators(definition.get("validators"), self.facts)
+        return self.facts
 
     def _store(self, site: Site, request: Any, answer: Any, report: BuildReport) -> None:
         """Persist an accepted answer the moment it arrives (SPEC §3: a kill loses no paid call)."""

@@ -98,6 +98,8 @@ def print_report(report, quiet: bool) -> None:
         if not console.is_terminal:
             console.width = 120
         console.print(report.llm.summary_table())
+        if report.llm.rejections:
+            click.echo(f"rejected answers by validator: {report.llm.rejection_summary()}", err=True)
     if quiet:
         return
     if report.noop:

@@ -44,6 +44,12 @@ def site_status(root: Path, chain: tuple[str, ...] | None, health: bool, echo: C
     echo(f"LLM components: {len(llm_nodes) - len(stale)} fresh, {len(stale)} not fresh")
     for node in sorted(stale, key=lambda n: (n.slug, n.component)):
         echo(f"  {node.component:<12} {node.slug:<28} {node.status:<8} {'; '.join(node.reasons)}")
+    from .llm.report import load_rejections, rejection_summary
+
+    rejections = load_rejections(root / CACHE_DIR)
+    if rejections is not None:
+        echo(f"Answers rejected in the last build that called a model: "
+             f"{rejection_summary(rejections) or 'none'}")
     pages = graph.stale_outputs()
     echo(f"Output files to render: {len(pages)} of {len(graph.outputs)}")
     for node in pages[:50]:

@@ -3,7 +3,9 @@ estimated cost; cache hits; the requests nothing could produce. Never holds a se
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .types import LLMRequest
@@ -141,6 +143,26 @@ class ProduceReport:
             "providers": {n: dict(vars(s)) for n, s in self.providers.items()},
             "notes": list(self.notes), "rejections": dict(self.rejections), "elapsed": round(self.elapsed, 3), "cost_usd": round(self.cost, 6),
         }
+
+
+REJECTIONS_FILE = "rejections.json"  # in .cache/: the last build that called a model, for `site status`
+
+
+def save_rejections(cache_dir: Path, counts: dict[str, int]) -> None:
+    from ..writer import atomic_write
+
+    atomic_write(cache_dir / REJECTIONS_FILE, json.dumps(counts, sort_keys=True).encode("utf-8"))
+
+
+def load_rejections(cache_dir: Path) -> dict[str, int] | None:
+    """The counts the last build that called a model saved, or None if none did (or unreadable)."""
+    try:
+        data = json.loads((cache_dir / REJECTIONS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    return {str(k): v for k, v in data.items() if isinstance(v, int) and not isinstance(v, bool)}
 
 
 def rejection_summary(counts: dict[str, int]) -> str:
