@@ -147,3 +147,31 @@ def test_default_validators_and_their_switches() -> None:
     assert "enabled must be true or false" in problem
     [problem] = validate_validator_specs([{"type": "no_commerce", "facts": []}])
     assert "unknown key 'facts'" in problem
+
+
+def test_batch_answers_get_the_same_checks(tmp_path: Path) -> None:
+    """Defective batch lines are refused like live answers and go through the live chain."""
+    from tests.fakes import FakeGroq
+    from tests.test_batch import COMMITTED, SECRET, Answers, env, make_site
+
+    with FakeGroq(api_key=SECRET) as fake:
+        answers = Answers()
+        fake.responder = answers
+        caption = dict(COMMITTED[("caption", "oak")]["output"])
+        caption["before"] += " <img src=x onerror=alert(1)>"
+        bullets = list(COMMITTED[("bullets", "aluminum")]["output"]["bullets"])
+        bullets[3] = "Order today for just $89.99 and get free shipping on every pulsed laser head."
+        answers.bad[("caption", "oak")] = [caption]
+        answers.bad[("bullets", "aluminum")] = [{"bullets": bullets}]
+        root = make_site(tmp_path)
+        result = run_site(root, "build", "--batch", "--chain", "groq", env=env(fake))
+        assert result.exit_code == 0, result.output
+        assert "2 line(s) invalid or failed" in result.output
+        assert len(fake.chat_calls()) == 2  # the two refused lines, answered live
+        for ident in [("caption", "oak"), ("bullets", "aluminum")]:
+            record = yaml.safe_load((root / f"content/components/{ident[0]}/{ident[1]}.yaml").read_text())
+            assert record["output"] == COMMITTED[ident]["output"]
+        published = all_text_under(root / "build", root / "content")
+        assert "onerror" not in published and "89.99" not in published
+        counts = rejection_counts(result.output, "rejected answers by validator: ")
+        assert counts["plain_text"] == 1 and counts["no_commerce"] == 1 and counts["grounded_numbers"] == 1
