@@ -590,12 +590,13 @@ def test_scanner_agrees_with_html_parser(site: Path, name: str) -> None:
 
 
 def test_workflow_push_commands_in_order() -> None:
-    assert workflow_site_commands(WORKFLOW) == [["site", "build", "--frozen"], ["site", "check"]]
+    assert workflow_site_commands(WORKFLOW) == [["site", "review"], ["site", "build", "--frozen"], ["site", "check"]]
 
 
 def test_workflow_pull_request_commands_in_order() -> None:
     assert workflow_site_commands(WORKFLOW, job="pull-request") == [
         ["site", "status"],
+        ["site", "review"],  # --since "origin/${{ github.base_ref }}" is left out
         ["site", "build", "--frozen"],
         ["site", "check"],
     ]

@@ -72,8 +72,11 @@ def test_check_before_build_says_what_to_do(site_small: Path) -> None:
 def test_publish_workflow_commands_run_in_order(tmp_path: Path) -> None:
     """The workflow's `site` commands, in order, on a fresh copy of the example (as CI would)."""
     root = copy_site(tmp_path / "site")
+    git = ["git", "-c", "user.name=CI", "-c", "user.email=ci@example.org", "-c", "commit.gpgsign=false", "-C", str(root)]
+    for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "site"]):  # CI checks out a repository
+        subprocess.run([*git, *args], check=True, capture_output=True)
     commands = workflow_site_commands(REPO / ".github/workflows/publish.yml")
-    assert [c[:2] for c in commands] == [["site", "build"], ["site", "check"]]
+    assert [c[:2] for c in commands] == [["site", "review"], ["site", "build"], ["site", "check"]]
     for argv in commands:
         result = run_site_process(root, *argv[1:])
         assert result.returncode == 0, f"{argv}: {result.stdout}{result.stderr}"
