@@ -256,3 +256,111 @@ def test_bad_specs_are_reported(spec, fragment):
 def test_specs_must_be_a_list():
     assert validate_validator_specs({"type": "words"}) == ["validators must be a list of mappings"]
     assert validate_validator_specs(None) == []
+
+
+# ---- every number, other materials, people, markup, commerce (the defaults) ---------------------
+
+from generator.llm.validators import SiteFacts, effective_validators  # noqa: E402
+
+FACTS = SiteFacts(materials=("Aluminum", "Aluminum 6061", "Copper", "Lead", "Stainless Steel 304", "Douglas Fir"),
+                  people=("Alessandro Moretti", "Yi-Chun Lin"),
+                  categories={"metal": ("Metals", "Nanosecond fibre lasers at 1064 nm, 532 nm for some.")},
+                  site_texts=("Laser Cleaning Materials", "Reference pages on 109 materials."))
+
+
+def with_facts(text: str, kind: str) -> list[str]:
+    return validate_output({"text": text}, ANY, [{"type": kind, "facts": FACTS}], ALUMINUM)
+
+
+def default_errors(text: str, material=ALUMINUM) -> list[str]:
+    return validate_output({"text": text}, ANY, effective_validators([], FACTS), material)
+
+
+@pytest.mark.parametrize("text, named", [
+    ("Used since 1995 in aerospace.", "'1995'"),
+    ("Cleaned in 12 passes.", "'12'"),
+    ("Order today for just $89.99.", "'$89.99' is a price"),
+    ("It costs 49 EUR per kilogram.", "'49 EUR' is a price"),
+    ("Reflectivity drops by 35%.", "'35 %'"),
+    ("Aluminum 6061 needs less.", "'6061'"),
+])
+def test_grounded_numbers_checks_every_number_and_names_it(text, named):
+    found = with_facts(text, "grounded_numbers")
+    assert found and named in found[0] and found[0].validator == "grounded_numbers"
+
+
+@pytest.mark.parametrize("text", [
+    "Cleaned in 2 passes, the 1st at 1064.",     # counts, ordinals, a data value without its unit
+    "A 532 nm source suits some.",                 # the category's description gives 532 nm
+    "One of 109 materials.",                       # the site's description
+    "Alloys such as Ti-6Al-4V and H13 differ.",    # digits inside tokens are not numbers
+])
+def test_grounded_numbers_accepts_counts_and_numbers_the_prompt_gave(text):
+    assert with_facts(text, "grounded_numbers") == []
+
+
+@pytest.mark.parametrize("text, found", [
+    ("Unlike Copper, it reflects well.", "'Copper'"),
+    ("The same settings work for stainless steel parts.", "'stainless steel'"),
+    ("Aluminum 6061 behaves the same.", "'Aluminum 6061'"),
+    ("The coating contains Lead traces.", "'Lead'"),
+    ("Reviewed by Test Author.", "'Test Author'"),
+    ("Dr. Weber recommends it.", "'Weber'"),
+    ("Sarah Chen notes the oxide is thin.", "'Sarah Chen'"),
+    ("Author: Mark Hale", "'Mark Hale'"),
+    ("John Doe approved it.", "'John Doe'"),
+])
+def test_no_foreign_entities_names_what_it_found(text, found):
+    [e] = [e for e in default_errors(text) if e.validator == "no_foreign_entities"]
+    assert found in e
+
+
+@pytest.mark.parametrize("text", [
+    "Laser Cleaning Aluminum: Fluence, Wavelength and Power",  # title case is not a person
+    "Written by Alessandro Moretti and Yi-Chun Lin.",          # the people of data/
+    "Oxide layers can lead to poor adhesion.",                  # "lead", the verb
+    "Standards such as ISO and ASTM apply; Nd:YAG lasers work.",
+    "Fibre lasers suit Metals.",
+])
+def test_no_foreign_entities_accepts_the_site_own_words(text):
+    assert [e for e in default_errors(text) if e.validator == "no_foreign_entities"] == []
+
+
+def test_a_name_the_material_data_uses_is_not_foreign():
+    material = {**ALUMINUM, "description": "Lighter than Copper."}
+    assert [e for e in default_errors("Lighter than Copper.", material) if e.validator == "no_foreign_entities"] == []
+    steel = {"name": "Stainless Steel 304", "category": "metal"}
+    assert default_errors("Stainless Steel 304 differs from other stainless steel grades.", steel) == []
+
+
+@pytest.mark.parametrize("text, what", [
+    ("<script>alert(1)</script>", "an HTML tag"), ("ends </script>", "an HTML tag"),
+    ("< script >x", "an HTML tag"), ("x onerror=alert(1)", "an event-handler attribute"),
+    ("go javascript:alert(1)", "a script URL"), ("&lt;b&gt;", "an HTML entity"),
+    ("${price}", "template syntax"), ("see https://example.com", "a link"), ("[a](b)", "a markdown link"),
+])
+def test_plain_text_rejects_markup(text, what):
+    [e] = errors({"text": text}, {"type": "plain_text"})
+    assert what in e and e.validator == "plain_text"
+
+
+def test_plain_text_accepts_comparisons():
+    assert errors({"text": "Fluence < 2.5 J/cm² and spot > 50 µm; 3 < 5."}, {"type": "plain_text"}) == []
+
+
+@pytest.mark.parametrize("text", ["Buy now.", "Order today.", "Free shipping.", "For just a little.",
+                                  "A 10% discount.", "Best price here.", "Pay $5.", "Only 9 USD."])
+def test_no_commerce_rejects_sales_wording(text):
+    assert errors({"text": text}, {"type": "no_commerce"})
+
+
+@pytest.mark.parametrize("text", ["In order to avoid damage, keep it low.", "An order of magnitude less.",
+                                  "A cost-effective alternative to blasting.", "Lasers offer precise control."])
+def test_no_commerce_accepts_ordinary_words(text):
+    assert errors({"text": text}, {"type": "no_commerce"}) == []
+
+
+def test_every_error_names_its_validator():
+    output, errs = check_answer('{"text": "Sure! <b>TBD</b>"}', ANY, effective_validators([], FACTS), ALUMINUM)
+    assert {e.validator for e in errs} == {"no_preamble", "no_placeholders", "plain_text"}
+    assert parse_answer("nope")[1][0].validator == "json"

@@ -96,16 +96,21 @@ def v_no_foreign_entities(output: dict, spec: dict, material: dict) -> list[str]
     own = " ".join(str(material.get("name") or "").split())
     allowed = " ".join(own_texts(material, facts))
     allowed_folded = allowed.casefold()
+    def where(name: str, text: str, bare: str) -> str:
+        """A name that contains this one ("Aluminum 6061" on Aluminum) is looked for in the text
+        as written; any other with this material's own name blanked out."""
+        return text if own and _name_rx(own).search(name) else bare
+
     own_allowed = _masked(allowed, own)
     names = {n for m in (facts.materials if facts else ()) for n in (m, family(m))}  # "Stainless Steel" too
     others = [n for n in names if n.casefold() not in (own.casefold(), family(own).casefold())
-              and not _name_rx(n).search(own_allowed)]
+              and not _name_rx(n).search(where(n, allowed, own_allowed))]
     known_people = _people_words(facts)
     found, errors = texts(output, spec)
     for path, text in found:
         bare = _masked(text, own)
         for name in sorted(others, key=len, reverse=True):
-            m = _name_rx(name).search(bare)
+            m = _name_rx(name).search(where(name, text, bare))
             if m:
                 errors.append(f"{path}: names another material of the site, {m.group(0)!r}; "
                               f"write only about {own or 'this material'}")
