@@ -16,7 +16,6 @@ reporting verb or "et al." ("Berg Lindqvist says"), and placeholder people ("Tes
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from typing import Any
 
 from .base import own_texts, quote, texts
@@ -64,13 +63,11 @@ _PEOPLE = [
 ]
 
 
-@lru_cache(maxsize=64)
-def _name_rx(name: str) -> re.Pattern:
-    words = [re.escape(w) for w in name.split()]
-    body = r"[\s-]+".join(words)
-    if name.casefold() in _COMMON_WORDS:  # capitalised, after a lower-case word or punctuation
-        return re.compile(rf"(?<=[a-z,;(] ){body}(?![\w-])")
-    return re.compile(rf"(?<![\w-]){body}(?![\w-])", re.I)
+_TOKEN = re.compile(r"[^\W_]+")  # runs of letters and digits: "Ti-6Al-4V" -> ti, 6al, 4v
+
+
+def name_key(name: str) -> tuple[str, ...]:
+    return tuple(m.group(0).casefold() for m in _TOKEN.finditer(name))
 
 
 def family(name: str) -> str:
@@ -79,12 +76,44 @@ def family(name: str) -> str:
     return " ".join(words[:-1]) if len(words) > 1 and re.search(r"\d", words[-1]) else name
 
 
-def _masked(text: str, name: str) -> str:
-    """`text` with this material's own name blanked out, so names inside it are not found."""
-    if not name:
-        return text
-    body = r"[\s-]+".join(map(re.escape, name.split()))
-    return re.sub(rf"(?<![\w-]){body}(?![\w-])", " ", text, flags=re.I)
+def material_index(names: tuple[str, ...]) -> dict[tuple[str, ...], str]:
+    """Token key -> name, for every material name and family (looked up by n-grams: the cost
+    of a text does not grow with the number of materials)."""
+    return {name_key(n): n for m in names for n in (family(m), m) if name_key(n)}
+
+
+def _contains(key: tuple[str, ...], part: tuple[str, ...]) -> bool:
+    return bool(part) and any(key[i:i + len(part)] == part for i in range(len(key) - len(part) + 1))
+
+
+def _foreign_materials(text: str, index: dict, own: str) -> list[tuple[tuple[str, ...], str]]:
+    """(key, as written) of each other material named in `text`, longest names first at each word.
+    Words of this material's own name are skipped, except inside a longer name that holds it
+    ("Aluminum 6061" on the Aluminum page)."""
+    own_key, family_key = name_key(own), name_key(family(own))
+    tokens = list(_TOKEN.finditer(text))
+    words = [t.group(0).casefold() for t in tokens]
+    covered = {j for i in range(len(words)) if own_key and tuple(words[i:i + len(own_key)]) == own_key
+               for j in range(i, i + len(own_key))}
+    longest = max((len(k) for k in index), default=0)
+    found = []
+    for i in range(len(words)):
+        for n in range(min(longest, len(words) - i), 0, -1):
+            key = tuple(words[i:i + n])
+            if key not in index:
+                continue
+            if key in (own_key, family_key):
+                break
+            if not _contains(key, own_key) and any(j in covered for j in range(i, i + n)):
+                continue
+            start, end = tokens[i].start(), tokens[i + n - 1].end()
+            before = text[:start].rstrip()
+            if n == 1 and key[0] in _COMMON_WORDS and not (
+                    text[start].isupper() and before and before[-1] not in ".!?:\"'“("):
+                continue  # "can lead to", or a capital that only starts a sentence
+            found.append((key, text[start:end]))
+            break
+    return found
 
 
 def _people_words(facts: Any) -> set[str]:
@@ -94,27 +123,17 @@ def _people_words(facts: Any) -> set[str]:
 def v_no_foreign_entities(output: dict, spec: dict, material: dict) -> list[str]:
     facts = spec.get("facts")
     own = " ".join(str(material.get("name") or "").split())
-    allowed = " ".join(own_texts(material, facts))
-    allowed_folded = allowed.casefold()
-    def where(name: str, text: str, bare: str) -> str:
-        """A name that contains this one ("Aluminum 6061" on Aluminum) is looked for in the text
-        as written; any other with this material's own name blanked out."""
-        return text if own and _name_rx(own).search(name) else bare
-
-    own_allowed = _masked(allowed, own)
-    names = {n for m in (facts.materials if facts else ()) for n in (m, family(m))}  # "Stainless Steel" too
-    others = [n for n in names if n.casefold() not in (own.casefold(), family(own).casefold())
-              and not _name_rx(n).search(where(n, allowed, own_allowed))]
+    index = facts.material_index if facts is not None else {}
+    allowed_texts = own_texts(material, facts)
+    allowed = {key for t in allowed_texts for key, _ in _foreign_materials(t, index, own)}
+    allowed_folded = " ".join(allowed_texts).casefold()
     known_people = _people_words(facts)
     found, errors = texts(output, spec)
     for path, text in found:
-        bare = _masked(text, own)
-        for name in sorted(others, key=len, reverse=True):
-            m = _name_rx(name).search(where(name, text, bare))
-            if m:
-                errors.append(f"{path}: names another material of the site, {m.group(0)!r}; "
-                              f"write only about {own or 'this material'}")
-                break
+        foreign = [written for key, written in _foreign_materials(text, index, own) if key not in allowed]
+        if foreign:
+            errors.append(f"{path}: names another material of the site, {foreign[0]!r}; "
+                          f"write only about {own or 'this material'}")
         person = _unknown_person(text, known_people, allowed_folded)
         if person:
             errors.append(f"{path}: names a person, {person!r}, whom the site's data does not list; "

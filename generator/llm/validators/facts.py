@@ -4,6 +4,7 @@ materials and of the people in its data/ files, and the category and site texts 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Iterable, Mapping
 
 
@@ -13,6 +14,12 @@ class SiteFacts:
     people: tuple[str, ...] = ()  # every `name` of a mapping in data/*.yaml (authors...)
     categories: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # key -> (title, description)
     site_texts: tuple[str, ...] = ()  # the site's title and description
+
+    @cached_property
+    def material_index(self) -> dict[tuple[str, ...], str]:
+        from .entities import material_index
+
+        return material_index(self.materials)
 
     def category_texts(self, key: Any) -> tuple[str, ...]:
         return self.categories.get(key, ()) if isinstance(key, str) else ()
