@@ -76,17 +76,18 @@ def family(name: str) -> str:
     return " ".join(words[:-1]) if len(words) > 1 and re.search(r"\d", words[-1]) else name
 
 
-def material_index(names: tuple[str, ...]) -> dict[tuple[str, ...], str]:
+def material_index(names: tuple[str, ...]) -> tuple[dict[tuple[str, ...], str], int]:
     """Token key -> name, for every material name and family (looked up by n-grams: the cost
-    of a text does not grow with the number of materials)."""
-    return {name_key(n): n for m in names for n in (family(m), m) if name_key(n)}
+    of a text does not grow with the number of materials), and the longest key's length."""
+    index = {name_key(n): n for m in names for n in (family(m), m) if name_key(n)}
+    return index, max(map(len, index), default=0)
 
 
 def _contains(key: tuple[str, ...], part: tuple[str, ...]) -> bool:
     return bool(part) and any(key[i:i + len(part)] == part for i in range(len(key) - len(part) + 1))
 
 
-def _foreign_materials(text: str, index: dict, own: str) -> list[tuple[tuple[str, ...], str]]:
+def _foreign_materials(text: str, indexed: tuple[dict, int], own: str) -> list[tuple[tuple[str, ...], str]]:
     """(key, as written) of each other material named in `text`, longest names first at each word.
     Words of this material's own name are skipped, except inside a longer name that holds it
     ("Aluminum 6061" on the Aluminum page)."""
@@ -95,7 +96,7 @@ def _foreign_materials(text: str, index: dict, own: str) -> list[tuple[tuple[str
     words = [t.group(0).casefold() for t in tokens]
     covered = {j for i in range(len(words)) if own_key and tuple(words[i:i + len(own_key)]) == own_key
                for j in range(i, i + len(own_key))}
-    longest = max((len(k) for k in index), default=0)
+    index, longest = indexed
     found = []
     for i in range(len(words)):
         for n in range(min(longest, len(words) - i), 0, -1):
@@ -123,7 +124,7 @@ def _people_words(facts: Any) -> set[str]:
 def v_no_foreign_entities(output: dict, spec: dict, material: dict) -> list[str]:
     facts = spec.get("facts")
     own = " ".join(str(material.get("name") or "").split())
-    index = facts.material_index if facts is not None else {}
+    index = facts.material_index if facts is not None else ({}, 0)
     allowed_texts = own_texts(material, facts)
     allowed = {key for t in allowed_texts for key, _ in _foreign_materials(t, index, own)}
     allowed_folded = " ".join(allowed_texts).casefold()

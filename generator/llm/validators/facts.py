@@ -16,7 +16,7 @@ class SiteFacts:
     site_texts: tuple[str, ...] = ()  # the site's title and description
 
     @cached_property
-    def material_index(self) -> dict[tuple[str, ...], str]:
+    def material_index(self) -> tuple[dict[tuple[str, ...], str], int]:
         from .entities import material_index
 
         return material_index(self.materials)
