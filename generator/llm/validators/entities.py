@@ -55,8 +55,9 @@ _PEOPLE = [
                re.I),
     re.compile(rf"(?:\b(?:Dr|Prof|Mr|Mrs|Ms|Mx|Dipl\.-Ing|Ing)\.?|\b(?:Professor|Doctor|Sir|Dame))\s+"
                rf"(?P<name>{_CAP}(?:\s+{_CAP})?)"),
-    re.compile(rf"(?i:\b(?:author(?:ed)?|written|reviewed|edited|compiled|prepared|contributed|photo(?:graph)?|"
-               rf"image|credit(?:ed)?|courtesy|according|quoted)(?:\s+(?:by|of|to))?\s*[:\-–]?\s+)(?P<name>{_PAIR})"),
+    re.compile(rf"(?i:\b(?:(?:authored|written|reviewed|edited|compiled|prepared|contributed|photographed|quoted|"
+               rf"photo|image|picture)\s+by|author\s*:|by\s*:|credits?\s*:|credited\s+to|courtesy\s+of|"
+               rf"according\s+to)\s*)(?P<name>{_PAIR})"),
     re.compile(rf"\b(?P<name>{_PAIR})(?:,|\s)\s*(?:et al\b|says\b|said\b|notes\b|noted\b|explains\b|"
                rf"explained\b|recommends\b|reports\b|reported\b|writes\b|wrote\b|argues\b|suggests\b|advises\b)"),
     re.compile(rf"\b(?P<name>(?:{'|'.join(sorted(_GIVEN))})(?:\s+[A-Z]\.)?\s+{_CAP})\b"),
