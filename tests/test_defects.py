@@ -3,7 +3,9 @@ no clean answer is rejected, and the rejections are counted by validator (issue 
 
 The loopback fake Ollama answers from per-material queues: each caption request of the defective
 run gets, attempt after attempt (the first answer and both repair retries), a different planting
-of one defect class (tests/defect_corpus.py); the clean run answers every LLM component of 60
+of one defect class (tests/defect_corpus.py: another material, <script>, on*= handlers,
+</script> and template syntax, people not in data/, prices and sales wording, wrong numbers with
+units, preambles, placeholders, links; at least ten plantings each); the clean run answers every LLM component of 60
 materials from the material's own data.
 """
 
