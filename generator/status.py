@@ -96,7 +96,11 @@ def site_prompt(root: Path, component: str, slug: str, echo: Callable[[str], Non
     node = graph.components.get((component, slug))
     if node is None:
         raise InputError(f"material {slug!r} does not use component {component!r}")
+    from .llm.structured import with_output_rules
+
     echo(f"# {component}:{slug}  key {node.key or '-'}  status {node.status}")
-    for message in renderer.messages(comp, site.materials[slug], site.dependency_outputs(comp, slug)):
+    d = comp.definition
+    messages = renderer.messages(comp, site.materials[slug], site.dependency_outputs(comp, slug))
+    for message in with_output_rules(messages, d["schema"], d.get("validators", ()), site.materials[slug].data):
         echo(f"--- {message['role']} ---")
         echo(message["content"])

@@ -25,9 +25,13 @@ def committed_outputs() -> dict[tuple[str, str], dict]:
     return found
 
 
+RULES_MARKER = "\n\nAnswer with one JSON object only"  # the chain's output rules follow the prompt
+
+
 def request_text(request_json: dict) -> str:
+    """The user messages as the component's prompt rendered them (without the output rules)."""
     messages = request_json.get("messages") or []
-    return "\n".join(m.get("content", "") for m in messages if m.get("role") == "user")
+    return "\n".join(m.get("content", "").split(RULES_MARKER)[0] for m in messages if m.get("role") == "user")
 
 
 def component_of(request_json: dict) -> str:

@@ -6,9 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .types import LLMRequest
+from .types import Answer, LLMRequest, TierRecord
 
-FREE_PROVIDERS = ("ollama", "template")  # local: cost 0 unless a price says otherwise
+FREE_PROVIDERS = ("ollama", "template")  # local: cost 0 unless a price says otherwise (so is openai on loopback)
+TIER_LINES = 20  # components listed on the terminal with their tier reasons; `site status` lists all
 
 SUMMARY_COLUMNS = ("provider", "calls", "answers", "tokens in", "tokens out", "retries", "429s",
                    "fallbacks", "failures", "est. cost")
@@ -42,6 +43,29 @@ class ProduceReport:
     failed: list[tuple[LLMRequest, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # e.g. "ollama skipped: not reachable at ..."
     elapsed: float = 0.0  # seconds
+    by_tier: dict[str, int] = field(default_factory=dict)  # provider -> answers handed over (cache hits too)
+    tiers: dict[str, TierRecord] = field(default_factory=dict)  # label -> record, for this run's calls
+    modes: dict[str, str] = field(default_factory=dict)  # provider -> structured-output mode used
+
+    def answered(self, answer: Answer) -> None:
+        self.by_tier[answer.provider] = self.by_tier.get(answer.provider, 0) + 1
+
+    @property
+    def model_answers(self) -> int:
+        return sum(n for p, n in self.by_tier.items() if p != "template")
+
+    @property
+    def template_fills(self) -> int:
+        return self.by_tier.get("template", 0)
+
+    def tier_lines(self, limit: int | None = TIER_LINES) -> list[str]:
+        """One line per component not written by its first tier: who wrote it, why the others
+        were left (failed components are listed by the caller with their reasons)."""
+        shown = [f"{label}: {rec.describe()}" for label, rec in sorted(self.tiers.items())
+                 if rec.provider and (rec.left or rec.provider == "template")]
+        if limit is not None and len(shown) > limit:
+            return shown[:limit] + [f"... and {len(shown) - limit} more (`site status` lists them all)"]
+        return shown
 
     def stats(self, provider: str) -> ProviderStats:
         if provider not in self.providers:
@@ -82,6 +106,10 @@ class ProduceReport:
         self.failed.extend(other.failed)
         self.notes.extend(n for n in other.notes if n not in self.notes)
         self.elapsed += other.elapsed
+        for provider, n in other.by_tier.items():
+            self.by_tier[provider] = self.by_tier.get(provider, 0) + n
+        self.tiers.update(other.tiers)
+        self.modes.update(other.modes)
         return self
 
     # ---- presentation ----------------------------------------------------------------------
@@ -126,6 +154,10 @@ class ProduceReport:
                        for r, why in self.failed],
             "providers": {n: dict(vars(s)) for n, s in self.providers.items()},
             "notes": list(self.notes), "elapsed": round(self.elapsed, 3), "cost_usd": round(self.cost, 6),
+            "model_answers": self.model_answers, "template_fills": self.template_fills,
+            "modes": dict(self.modes),
+            "tiers": {label: {"provider": r.provider, "model": r.model, "left": list(r.left)}
+                      for label, r in sorted(self.tiers.items())},
         }
 
 
