@@ -376,12 +376,14 @@ class _Run:
         """A refused mode: the next one for the rest of the build, or leave this provider."""
         stats = self.report.stats(name)
         stats.failures += 1
+        first = self.session.modes.mode(name) == mode  # not already stepped down by a concurrent refusal
         lower = self.session.modes.refused(name, mode, reason)
         if lower is None:  # a configured mode, or nothing weaker to try: every request would fail
             err = ProviderUnavailable(f"structured output {mode} refused ({reason})", scope="provider")
             self.session.failed(name, "", err, err.reason)
             raise err
-        self.session.notes.append(f"{name}: structured output {mode} refused ({reason}); trying {lower}")
+        if first:
+            self.session.notes.append(f"{name}: structured output {mode} refused ({reason}); trying {lower}")
 
     def _account(self, name: str, model: str, completion: Completion) -> None:
         stats = self.report.stats(name)
