@@ -76,7 +76,7 @@ class FakeOpenAI(FakeGroq):
     def _refuse(self, req: Request, kind: str) -> None:
         if self.response_formats == LLAMA_CPP_PYTHON:
             return self._send_error(req.handler, 500, _PYDANTIC_REFUSAL % kind, "internal_server_error", None,
-                                    extra={"param": None})
+                                    extra={"param": None, "code": None})
         allowed = " or ".join(f"'{k}'" for k in sorted(self.response_formats - {"text"}))
         return self.send_json(req.handler, 400, {"error": f"'response_format.type' must be {allowed}"})
 
