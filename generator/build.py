@@ -56,6 +56,7 @@ class BuildOptions:
     no_wait: bool = False  # with batch: submit and return; a later --batch build ingests
     lock_wait: float = 60.0
     workers: int | None = None  # processes for per-material work (keys, pages): None = one per core
+    strict: bool = False  # model text or nothing: no template-tier fill (also llm.strict in site.yaml)
 
 
 @dataclass
@@ -312,7 +313,8 @@ class _Build:
         from .llm import AnswerCache, LLMSession, LLMSettings, produce_sync
 
         from os import environ
-        settings = LLMSettings.from_config(site.config.llm, environ, list(self.options.chain) if self.options.chain else None)
+        settings = LLMSettings.from_config(site.config.llm, environ, list(self.options.chain) if self.options.chain else None,
+                                           strict=self.options.strict)
         if self.options.jobs:
             from dataclasses import replace
 

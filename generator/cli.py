@@ -78,9 +78,12 @@ def main() -> None:
                    "when many materials have work to do).")
 @click.option("--batch", is_flag=True, help="Generate stale LLM components through the Groq Batch API.")
 @click.option("--no-wait", is_flag=True, help="With --batch: submit and exit; a later `site build --batch` ingests.")
+@click.option("--strict", is_flag=True,
+              help="Model text or nothing: a component no model could write fails (exit 1) instead of "
+                   "being filled by the template tier; so does an output the template tier wrote earlier.")
 @click.option("--quiet", "-q", is_flag=True, help="Only print problems.")
 def build(root: Path, frozen: bool, chain: str | None, base_url: str | None, jobs: int | None,
-          workers: int | None, batch: bool, no_wait: bool, quiet: bool) -> None:
+          workers: int | None, batch: bool, no_wait: bool, strict: bool, quiet: bool) -> None:
     """Build the site into its output folder (incremental)."""
     from .commands import run_build
 
@@ -89,7 +92,7 @@ def build(root: Path, frozen: bool, chain: str | None, base_url: str | None, job
     if no_wait and not batch:
         raise click.UsageError("--no-wait goes with --batch")
     sys.exit(_run(run_build, root, frozen=frozen, chain=_chain(chain), base_url=base_url, quiet=quiet,
-                  batch=batch, no_wait=no_wait, jobs=jobs, workers=workers, keep=_kept()))
+                  batch=batch, no_wait=no_wait, jobs=jobs, workers=workers, strict=strict, keep=_kept()))
 
 
 @main.command()

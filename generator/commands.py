@@ -26,13 +26,14 @@ def output_dir(root: Path) -> Path:
 
 def run_build(root: Path, *, frozen: bool = False, chain=None, base_url=None, quiet=False, regen=None,
               batch: bool = False, no_wait: bool = False, jobs: int | None = None,
-              workers: int | None = None, keep: list | None = None) -> int:
+              workers: int | None = None, strict: bool = False, keep: list | None = None) -> int:
     """`keep`: where to leave the build's report (and the data it retains) for a caller that
-    exits right after (cli.entry)."""
+    exits right after (cli.entry). `strict` (or `llm.strict`): a template-tier fill is a failure."""
     from .build import BuildOptions, build
 
     options = BuildOptions(frozen=frozen, chain=chain, base_url=base_url, quiet=quiet, regen=regen,
-                           progress=not quiet, batch=batch, no_wait=no_wait, jobs=jobs, workers=workers)
+                           progress=not quiet, batch=batch, no_wait=no_wait, jobs=jobs, workers=workers,
+                           strict=strict)
     try:
         report = build(root, options, say=_say)
     except FrozenStale as exc:  # the site was still built: say what happened, then fail
@@ -42,6 +43,13 @@ def run_build(root: Path, *, frozen: bool = False, chain=None, base_url=None, qu
         raise
     if keep is not None:
         keep.append(report)
+    if strict or _llm_settings(root.resolve()).strict:
+        from .status import template_filled
+
+        failed = {":".join(f.split(":", 2)[:2]) for f in report.failures}
+        report.failures.extend(f"{label}: written by the template tier in an earlier build (strict); "
+                               f"`site regen --component {label.split(':')[0]}` asks a model again"
+                               for label in template_filled(root.resolve()) if label not in failed)
     print_report(report, quiet)
     if report.failures:
         raise BuildFailed(f"{len(report.failures)} component(s) or page(s) failed; the rest was built",
@@ -94,6 +102,8 @@ def print_report(report, quiet: bool) -> None:
 
         for note in report.llm.notes:
             click.echo(f"note: {note}", err=True)
+        for line in report.llm.tier_lines():
+            click.echo(f"tier: {line}", err=True)
         console = Console(stderr=True)
         if not console.is_terminal:
             console.width = 120
@@ -108,7 +118,9 @@ def print_report(report, quiet: bool) -> None:
     parts = [f"{len(report.rendered)} rendered ({report.unchanged} unchanged)", f"{len(report.written)} written",
              f"{len(report.removed)} removed"]
     if report.produced:
-        parts.append(f"{len(report.produced)} LLM outputs stored")
+        llm = report.llm
+        split = f" ({llm.model_answers} model answers, {llm.template_fills} template fills)" if llm else ""
+        parts.append(f"{len(report.produced)} LLM outputs stored{split}")
     if report.llm is not None:
         parts.append(f"{report.llm.calls} LLM calls, {report.llm.prompt_tokens + report.llm.completion_tokens:,} tokens")
     if report.stale_llm:

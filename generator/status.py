@@ -5,6 +5,7 @@ Reads the same graph as `site build` but produces and writes nothing.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Callable
 
@@ -30,6 +31,73 @@ def _load(root: Path, base_url: str | None = None) -> tuple[Site, Renderer, obje
     return site, renderer, graph
 
 
+_PROVIDER_LINE = re.compile(r"^provider: *['\"]?([A-Za-z0-9_-]+)", re.M)
+
+
+def _written_by(path: Path) -> str | None:
+    """The `provider:` of an output file, without parsing it all."""
+    try:
+        m = _PROVIDER_LINE.search(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return None
+    return m.group(1) if m else None
+
+
+def template_filled(root: Path) -> list[str]:
+    """"component:slug" of every output in content/components/ the template tier wrote and
+    nobody has edited or pinned since (what `--strict` refuses)."""
+    from . import yamlio
+    from .hashing import output_sha
+
+    found = []
+    for path in sorted((root / "content" / "components").glob("*/*.yaml")):
+        if _written_by(path) != "template":
+            continue
+        try:
+            record = yamlio.parse(path.read_text(encoding="utf-8"), str(path))
+        except (OSError, UnicodeDecodeError, yamlio.YamlSyntaxError):
+            continue
+        if not isinstance(record, dict) or record.get("pinned") is True:
+            continue
+        if record.get("output_sha256") != output_sha(record.get("output")):
+            continue  # edited by hand: a person's text now
+        found.append(f"{path.parent.name}:{path.stem}")
+    return found
+
+
+def _tier_section(root: Path, site: Site, llm_nodes: list, echo: Callable[[str], None]) -> dict[str, str]:
+    """Per provider, how many outputs it wrote; per component not written by the chain's first
+    tier (or not written at all), who wrote it and why the earlier tiers were left."""
+    from .llm.tiers import load_tiers, tier_log_path
+
+    records, modes = load_tiers(tier_log_path(root / CACHE_DIR / "llm"))
+    counts: dict[str, int] = {}
+    lines = []
+    unrecorded = 0
+    for node in sorted(llm_nodes, key=lambda n: (n.slug, n.component)):
+        out = site.outputs.get((node.component, node.slug))
+        provider = _written_by(root / out.file) if out is not None else None
+        if provider:
+            counts[provider] = counts.get(provider, 0) + 1
+        rec = records.get(f"{node.component}/{node.slug}")
+        if rec is not None and rec.key != node.key and rec.provider:
+            rec = None  # about an older version of this component
+        why = "; ".join(rec.left) if rec is not None else ""
+        if rec is not None and not rec.provider:
+            lines.append(f"  {node.component:<12} {node.slug:<28} {'(none)':<10} {why}")
+        elif provider and why:
+            lines.append(f"  {node.component:<12} {node.slug:<28} {provider:<10} {why}")
+        elif provider == "template":
+            unrecorded += 1
+    if counts:
+        echo("LLM outputs by tier: " + ", ".join(f"{p} {n}" for p, n in sorted(counts.items())))
+    for line in lines:
+        echo(line)
+    if unrecorded:
+        echo(f"  {unrecorded} written by the template tier in a build that recorded no reasons")
+    return modes
+
+
 def load_for_check(root: Path, base_url: str | None) -> SiteConfig:
     """Validate every input (exit 2 on problems) and return the effective config."""
     site, _, _ = _load(root, base_url)
@@ -50,6 +118,7 @@ def site_status(root: Path, chain: tuple[str, ...] | None, health: bool, echo: C
     if rejections is not None:
         echo(f"Answers rejected in the last build that called a model: "
              f"{rejection_summary(rejections) or 'none'}")
+    modes = _tier_section(root, site, llm_nodes, echo)
     pages = graph.stale_outputs()
     echo(f"Output files to render: {len(pages)} of {len(graph.outputs)}")
     for node in pages[:50]:
@@ -85,7 +154,8 @@ def site_status(root: Path, chain: tuple[str, ...] | None, health: bool, echo: C
         settings = LLMSettings.from_config(site.config.llm, environ, list(chain) if chain else None)
         echo("Providers:")
         for name, ok, detail in check_health(settings):
-            echo(f"  {name:<10} {'ok' if ok else 'unavailable':<12} {detail}")
+            mode = f"; structured output {modes[name]} in the last build" if name in modes else ""
+            echo(f"  {name:<10} {'ok' if ok else 'unavailable':<12} {detail}{mode}")
 
 
 def site_prompt(root: Path, component: str, slug: str, echo: Callable[[str], None]) -> None:
@@ -102,7 +172,13 @@ def site_prompt(root: Path, component: str, slug: str, echo: Callable[[str], Non
     node = graph.components.get((component, slug))
     if node is None:
         raise InputError(f"material {slug!r} does not use component {component!r}")
+    from .llm.structured import with_output_rules
+    from .llm.validators import effective_validators
+
     echo(f"# {component}:{slug}  key {node.key or '-'}  status {node.status}")
-    for message in renderer.messages(comp, site.materials[slug], site.dependency_outputs(comp, slug)):
+    d = comp.definition
+    messages = renderer.messages(comp, site.materials[slug], site.dependency_outputs(comp, slug))
+    validators = effective_validators(d.get("validators"))
+    for message in with_output_rules(messages, d["schema"], validators, site.materials[slug].data):
         echo(f"--- {message['role']} ---")
         echo(message["content"])

@@ -25,15 +25,24 @@ def committed_outputs() -> dict[tuple[str, str], dict]:
     return found
 
 
+RULES_MARKER = "\n\nAnswer with one JSON object only"  # the chain's output rules follow the prompt
+
+
 def request_text(request_json: dict) -> str:
+    """The user messages as the component's prompt rendered them (without the output rules)."""
     messages = request_json.get("messages") or []
-    return "\n".join(m.get("content", "") for m in messages if m.get("role") == "user")
+    return "\n".join(m.get("content", "").split(RULES_MARKER)[0] for m in messages if m.get("role") == "user")
 
 
 def component_of(request_json: dict) -> str:
     schema = request_json.get("format")
-    if not isinstance(schema, dict):  # groq/openai: response_format.json_schema
-        schema = (request_json.get("response_format") or {}).get("json_schema", {}).get("schema", {})
+    if not isinstance(schema, dict):  # groq/openai: response_format.json_schema, or .schema (llama.cpp)
+        rf = request_json.get("response_format") or {}
+        schema = rf.get("json_schema", {}).get("schema") or rf.get("schema")
+    if not isinstance(schema, dict):  # no schema in the request: the one stated in the user message
+        user = [m.get("content", "") for m in request_json.get("messages") or [] if m.get("role") == "user"]
+        stated = user[0].split(RULES_MARKER, 1)[1].split("\n")[1] if user and RULES_MARKER in user[0] else "{}"
+        schema = json.loads(stated)
     keys = set((schema or {}).get("properties", {}))
     for component, marker in (("frontmatter", "summary"), ("caption", "before"), ("bullets", "bullets"),
                               ("tags", "tags")):

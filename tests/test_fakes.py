@@ -12,7 +12,7 @@ import httpx
 import ollama
 import pytest
 
-from tests.fakes import BatchPlan, FakeGroq, FakeOllama, Reply
+from tests.fakes import LLAMA_CPP_PYTHON, LM_STUDIO, BatchPlan, FakeGroq, FakeOllama, FakeOpenAI, Reply
 
 MODEL = "llama3.2"
 GROQ_MODEL = "llama-3.1-8b-instant"
@@ -156,6 +156,17 @@ def test_ollama_server_errors(fake_ollama, ollama_client, status):
     with pytest.raises(ollama.ResponseError) as ei:
         list(ollama_client.chat(model=MODEL, messages=MSGS, stream=True))
     assert ei.value.status_code == status and ei.value.error == "boom"
+
+
+def test_ollama_old_server_refuses_a_schema_format_and_is_slow_to_list():
+    with FakeOllama(schema_format=False, tags_delay=0.3) as fake, ollama.Client(host=fake.url, timeout=5) as c:
+        with pytest.raises(ollama.ResponseError) as ei:
+            c.chat(model=MODEL, messages=MSGS, format={"type": "object"})
+        assert ei.value.status_code == 400 and ei.value.error.startswith("invalid format:")
+        assert c.chat(model=MODEL, messages=MSGS, format="json").message.content == "{}"
+        t0 = time.monotonic()
+        assert c.list().models[0].model == "llama3.2:latest"
+        assert time.monotonic() - t0 >= 0.3
 
 
 def test_ollama_timeout_via_delay(fake_ollama):
@@ -529,3 +540,64 @@ def test_groq_batch_bad_requests(fake_groq, groq_client):
         groq_client.batches.retrieve("batch_missing")
     with pytest.raises(groq.NotFoundError):
         groq_client.files.content("file_missing")
+
+
+# ------------------------------------------------------------------------------------
+# OpenAI-compatible local servers
+# ------------------------------------------------------------------------------------
+
+
+def _chat(fake: FakeOpenAI, response_format=None, timeout: float = 5) -> httpx.Response:
+    body = {"model": "local", "messages": MSGS}
+    if response_format is not None:
+        body["response_format"] = response_format
+    return httpx.post(fake.base_url + "/chat/completions", json=body, timeout=timeout)
+
+
+def test_openai_llama_cpp_python_flavour():
+    with FakeOpenAI(response_formats=LLAMA_CPP_PYTHON) as fake:
+        schema = {"type": "object", "properties": {"a": {"type": "string"}}}
+        r = _chat(fake, {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}})
+        assert r.status_code == 500
+        error = r.json()["error"]
+        assert "Input should be 'text' or 'json_object'" in error["message"]
+        assert error["type"] == "internal_server_error" and error["code"] is None
+        fake.push(Reply(content={"a": "b"}))
+        r = _chat(fake, {"type": "json_object", "schema": schema})
+        assert r.status_code == 200 and json.loads(r.json()["choices"][0]["message"]["content"]) == {"a": "b"}
+        assert _chat(fake).status_code == 200
+        assert len(fake.refused) == 1 and len(fake.chat_calls()) == 3
+        assert not fake.server_errors
+
+
+def test_openai_lm_studio_flavour():
+    with FakeOpenAI(response_formats=LM_STUDIO) as fake:
+        r = _chat(fake, {"type": "json_object"})
+        assert r.status_code == 400 and r.json() == {"error": "'response_format.type' must be 'json_schema'"}
+        assert _chat(fake, {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}).status_code == 200
+
+
+def test_openai_single_slot_holds_the_models_listing():
+    with FakeOpenAI(single_slot=True) as fake:
+        fake.push(Reply(content="{}", delay=0.5))
+        busy = threading.Thread(target=_chat, args=(fake,), daemon=True)
+        busy.start()
+        fake.wait_until(lambda: fake.in_flight == 1, what="the busy request")
+        t0 = time.monotonic()
+        r = httpx.get(fake.base_url + "/models", timeout=5)
+        assert r.status_code == 200 and r.json()["object"] == "list"
+        assert time.monotonic() - t0 >= 0.3  # waited for the slot
+        busy.join(5)
+        with pytest.raises(httpx.ReadTimeout):  # and a short timeout sees a busy server as slow
+            fake.push(Reply(content="{}", delay=0.5))
+            busy = threading.Thread(target=_chat, args=(fake,), daemon=True)
+            busy.start()
+            fake.wait_until(lambda: fake.in_flight == 1, what="the busy request")
+            httpx.get(fake.base_url + "/models", timeout=0.1)
+        busy.join(5)
+
+
+def test_openai_without_a_models_route():
+    with FakeOpenAI(models_status=404) as fake:
+        assert httpx.get(fake.base_url + "/models", timeout=5).status_code == 404
+        assert _chat(fake).status_code == 200

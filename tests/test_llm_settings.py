@@ -36,6 +36,10 @@ def test_schema_accepts_the_suggested_section_and_empty():
     {"providers": {"groq": {"api_key": "gsk_x"}}},  # secrets belong in the environment
     {"providers": {"groq": {"concurrency": 0}}},
     {"providers": {"groq": {"response_format": "xml"}}},
+    {"providers": {"groq": {"response_format": "json_object_schema"}}},  # Groq has no such mode
+    {"providers": {"openai": {"health_timeout": 0}}},
+    {"strict": "yes"},
+    {"repair_temperature_step": 2},
     {"repair_retries": -1},
     {"prices": {"groq:m": {"input": 1}}},
     {"unknown": 1},
@@ -54,6 +58,23 @@ def test_defaults():
         "http://127.0.0.1:11434", "llama3.2", 120.0, 2.0, 2)
     assert (g.base_url, g.model, g.rpm, g.tpm, g.max_retry_after, g.api_key) == (
         "https://api.groq.com", "llama-3.1-8b-instant", 30, 6000, 10.0, None)
+
+
+def test_structured_output_health_and_strict_settings():
+    s = LLMSettings.from_config({}, {})
+    assert {s.provider(n).response_format for n in ("ollama", "groq", "openai")} == {"auto"}
+    assert s.strict is False and s.repair_temperature_step == 0.2
+    o = s.provider("openai")
+    assert o.local and o.health_wait == 120.0 and o.health_retry_after == 30.0  # loopback: patient
+    s = LLMSettings.from_config({"strict": True, "repair_temperature_step": 0.1, "providers": {
+        "openai": {"response_format": "none", "health_timeout": 3, "health_retry_after": 0},
+        "ollama": {"response_format": "json_object"}}}, {"OPENAI_BASE_URL": "https://vllm.example.org/v1"})
+    o = s.provider("openai")
+    assert (o.response_format, o.health_wait, o.health_retry_after, o.local) == ("text", 3.0, 0.0, False)
+    assert s.provider("ollama").response_format == "json_object" and s.strict
+    assert s.provider("groq").health_wait == 10.0  # remote: a short health check
+    assert LLMSettings.from_config({}, {}, strict=True).strict  # --strict
+    assert LLMSettings.from_config({"strict": True}, {}, strict=False).strict  # cannot turn site.yaml's off
 
 
 def test_suggested_section_and_env_mapping():

@@ -19,6 +19,7 @@ _MODULES = {
     "produce": "chain", "produce_sync": "chain", "Progress": "progress", "ProduceReport": "report",
     "ProviderStats": "report", "LLM_SETTINGS_SCHEMA": "settings", "PROVIDER_NAMES": "settings",
     "LLMSettings": "settings", "ProviderSettings": "settings", "Answer": "types", "LLMRequest": "types",
+    "TierRecord": "types",
     "VALIDATOR_TYPES": "validators", "validate_output": "validators", "validate_validator_specs": "validators",
 }
 
@@ -34,7 +35,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "LLM_SETTINGS_SCHEMA", "PROVIDER_NAMES", "VALIDATOR_TYPES",
     "Answer", "AnswerCache", "LLMRequest", "LLMSession", "LLMSettings", "ProduceReport", "Progress",
-    "ProviderSettings", "ProviderStats",
+    "ProviderSettings", "ProviderStats", "TierRecord",
     "check_health", "check_health_async", "produce", "produce_sync", "validate_output",
     "validate_validator_specs",
 ]

@@ -273,11 +273,13 @@ def _find_created(api: _Api, token: str) -> str | None:
 def _body_builder(settings: LLMSettings) -> Callable[[LLMRequest, str], dict]:
     """A batch line's body is built by the very code that builds a live call's."""
     from .providers.groq import GroqProvider
+    from .structured import with_output_rules
 
     provider = GroqProvider(replace(settings.provider("groq"), api_key=None))  # no client is made
 
     def body(req: LLMRequest, model: str) -> dict:
-        return provider.request_body(list(req.messages), req.schema, req.params, model, name=req.component)
+        messages = with_output_rules(req.messages, req.schema, req.validators, req.material)  # as live
+        return provider.request_body(messages, req.schema, req.params, model, name=req.component)
 
     return body
 

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .types import LLMRequest
+from .types import Answer, LLMRequest, TierRecord
 
-FREE_PROVIDERS = ("ollama", "template")  # local: cost 0 unless a price says otherwise
+FREE_PROVIDERS = ("ollama", "template")  # local: cost 0 unless a price says otherwise (so is openai on loopback)
+TIER_LINES = 20  # components listed on the terminal with their tier reasons; `site status` lists all
 
 SUMMARY_COLUMNS = ("provider", "calls", "answers", "tokens in", "tokens out", "retries", "429s",
                    "fallbacks", "failures", "est. cost")
@@ -56,6 +57,29 @@ class ProduceReport:
     def rejection_summary(self) -> str:
         """"grounded_numbers 12, plain_text 3" (most first), or "" when nothing was rejected."""
         return rejection_summary(self.rejections)
+    by_tier: dict[str, int] = field(default_factory=dict)  # provider -> answers handed over (cache hits too)
+    tiers: dict[str, TierRecord] = field(default_factory=dict)  # label -> record, for this run's calls
+    modes: dict[str, str] = field(default_factory=dict)  # provider -> structured-output mode used
+
+    def answered(self, answer: Answer) -> None:
+        self.by_tier[answer.provider] = self.by_tier.get(answer.provider, 0) + 1
+
+    @property
+    def model_answers(self) -> int:
+        return sum(n for p, n in self.by_tier.items() if p != "template")
+
+    @property
+    def template_fills(self) -> int:
+        return self.by_tier.get("template", 0)
+
+    def tier_lines(self, limit: int | None = TIER_LINES) -> list[str]:
+        """One line per component not written by its first tier: who wrote it, why the others
+        were left (failed components are listed by the caller with their reasons)."""
+        shown = [f"{label}: {rec.describe()}" for label, rec in sorted(self.tiers.items())
+                 if rec.provider and (rec.left or rec.provider == "template")]
+        if limit is not None and len(shown) > limit:
+            return shown[:limit] + [f"... and {len(shown) - limit} more (`site status` lists them all)"]
+        return shown
 
     def stats(self, provider: str) -> ProviderStats:
         if provider not in self.providers:
@@ -98,6 +122,10 @@ class ProduceReport:
         self.elapsed += other.elapsed
         for name, n in other.rejections.items():
             self.rejections[name] = self.rejections.get(name, 0) + n
+        for provider, n in other.by_tier.items():
+            self.by_tier[provider] = self.by_tier.get(provider, 0) + n
+        self.tiers.update(other.tiers)
+        self.modes.update(other.modes)
         return self
 
     # ---- presentation ----------------------------------------------------------------------
@@ -141,7 +169,12 @@ class ProduceReport:
             "failed": [{"component": r.component, "slug": r.slug, "key": r.key, "reason": why}
                        for r, why in self.failed],
             "providers": {n: dict(vars(s)) for n, s in self.providers.items()},
-            "notes": list(self.notes), "rejections": dict(self.rejections), "elapsed": round(self.elapsed, 3), "cost_usd": round(self.cost, 6),
+            "notes": list(self.notes), "rejections": dict(self.rejections),
+            "elapsed": round(self.elapsed, 3), "cost_usd": round(self.cost, 6),
+            "model_answers": self.model_answers, "template_fills": self.template_fills,
+            "modes": dict(self.modes),
+            "tiers": {label: {"provider": r.provider, "model": r.model, "left": list(r.left)}
+                      for label, r in sorted(self.tiers.items())},
         }
 
 

@@ -4,6 +4,8 @@ Mapping (SPEC §4.1):
 
     llm.chain                      -> LLMSettings.chain   (env SITE_LLM_CHAIN, then the CLI's --chain, win)
     llm.repair_retries             -> LLMSettings.repair_retries
+    llm.repair_temperature_step    -> LLMSettings.repair_temperature_step
+    llm.strict                     -> LLMSettings.strict  (the CLI's --strict also sets it)
     llm.providers.<name>.*         -> LLMSettings.providers[<name>] (ProviderSettings)
     llm.prices["provider:model"]   -> LLMSettings.prices   (USD per million tokens)
     llm.batch.*                    -> LLMSettings.batch    (BatchSettings: the Groq Batch API, SPEC §4.4)
@@ -40,7 +42,15 @@ _COMMON = {
     "period_seconds": _NUM_POS,
     "max_retry_after": {"type": "number", "minimum": 0},
     "rate_limit_retries": {"type": "integer", "minimum": 0, "maximum": 100},
+    "health_timeout": _NUM_POS,  # default: `timeout` for a local server, 10 s for a remote one
+    "health_retry_after": {"type": "number", "minimum": 0},  # seconds before an unhealthy one is probed again
 }
+
+# Structured-output modes, strongest first (see structured.py); "auto" negotiates down the ladder.
+OPENAI_MODES = ("json_schema", "json_object_schema", "json_object", "text")
+GROQ_MODES = ("json_schema", "json_object", "text")
+OLLAMA_MODES = ("json_schema", "json_object", "text")
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "0.0.0.0"})
 
 
 def _provider_schema(**extra: Any) -> dict:
@@ -59,6 +69,8 @@ LLM_SETTINGS_SCHEMA: dict = {
             "uniqueItems": True,
         },
         "repair_retries": {"type": "integer", "minimum": 0, "maximum": 10},
+        "repair_temperature_step": {"type": "number", "minimum": 0, "maximum": 1},
+        "strict": {"type": "boolean"},  # true: a component no model could write fails (no template fill)
         "providers": {
             "type": "object",
             "additionalProperties": False,
@@ -66,14 +78,15 @@ LLM_SETTINGS_SCHEMA: dict = {
                 "ollama": _provider_schema(
                     host={"type": "string", "minLength": 1},
                     keep_alive={"type": ["string", "number"]},
+                    response_format={"enum": ["auto", *OLLAMA_MODES]},
                 ),
                 "groq": _provider_schema(
                     base_url={"type": "string", "minLength": 1},
-                    response_format={"enum": ["json_schema", "json_object"]},
+                    response_format={"enum": ["auto", *GROQ_MODES]},
                 ),
                 "openai": _provider_schema(
                     base_url={"type": "string", "minLength": 1},
-                    response_format={"enum": ["json_schema", "json_object", "none"]},
+                    response_format={"enum": ["auto", *OPENAI_MODES, "none"]},  # none = text
                 ),
                 "template": {
                     "type": "object",
@@ -116,9 +129,9 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
                "connect_timeout": 2.0, "concurrency": 2},
     "groq": {"base_url": "https://api.groq.com", "model": "llama-3.1-8b-instant", "timeout": 60.0,
              "connect_timeout": 5.0, "concurrency": 8, "rpm": 30, "tpm": 6000,
-             "response_format": "json_schema"},
+             "response_format": "auto"},
     "openai": {"base_url": "http://127.0.0.1:1234/v1", "model": "local-model", "timeout": 120.0,
-               "connect_timeout": 2.0, "concurrency": 2, "response_format": "json_schema"},
+               "connect_timeout": 2.0, "concurrency": 2, "response_format": "auto"},
     "template": {"model": "template", "concurrency": 16},
 }
 
@@ -187,8 +200,30 @@ class ProviderSettings:
     period_seconds: float = 60.0  # the rate-limit window (60 s = "per minute"; tiny in tests)
     max_retry_after: float = 10.0  # a 429 asking to wait longer than this moves on to the next provider
     rate_limit_retries: int = 5  # 429s retried on the same provider per request before moving on
-    response_format: str = "json_schema"
+    response_format: str = "auto"  # "auto" (negotiated per build) or one mode of the provider's ladder
     keep_alive: str | float | None = None
+    health_timeout: float | None = None  # None: `timeout` for a local server, else min(timeout, 10)
+    health_retry_after: float = 30.0
+
+    @property
+    def local(self) -> bool:
+        """A server on this machine (Ollama, or an OpenAI-compatible one on loopback): free, and
+        possibly busy with one request at a time, so it is waited for."""
+        if self.name in ("ollama", "template"):
+            return True
+        if self.name != "openai":
+            return False
+        try:
+            host = urlsplit(self.base_url).hostname or ""
+        except ValueError:
+            return False
+        return host in LOCAL_HOSTS
+
+    @property
+    def health_wait(self) -> float:
+        if self.health_timeout is not None:
+            return self.health_timeout
+        return self.timeout if self.local else min(self.timeout, 10.0)
 
 
 @dataclass(frozen=True)
@@ -224,14 +259,17 @@ class BatchSettings:
 class LLMSettings:
     chain: tuple[str, ...] = DEFAULT_CHAIN
     repair_retries: int = 2
+    repair_temperature_step: float = 0.2  # each repair retry samples hotter by this, up to 1.0
+    strict: bool = False  # model text or nothing: the template tier fills nothing
     providers: Mapping[str, ProviderSettings] = field(default_factory=dict)
     prices: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     batch: BatchSettings = field(default_factory=BatchSettings)
 
     @classmethod
     def from_config(cls, llm_section: dict | None, env: Mapping[str, str],
-                    chain_override: list[str] | None = None) -> "LLMSettings":
-        """Settings from site.yaml's `llm:` mapping, the environment and the CLI's `--chain`.
+                    chain_override: list[str] | None = None, *, strict: bool = False) -> "LLMSettings":
+        """Settings from site.yaml's `llm:` mapping, the environment and the CLI's `--chain`
+        (and `--strict`, which can only turn strictness on).
 
         Raises InputError (exit 2) listing every problem: a schema violation, an unknown provider in
         SITE_LLM_CHAIN or --chain.
@@ -266,6 +304,8 @@ class LLMSettings:
         prices = {k: {"input": float(v["input"]), "output": float(v["output"])}
                   for k, v in (section.get("prices") or {}).items()}
         return cls(chain=chain, repair_retries=int(section.get("repair_retries", 2)),
+                   repair_temperature_step=float(section.get("repair_temperature_step", 0.2)),
+                   strict=bool(strict or section.get("strict", False)),
                    providers=providers, prices=prices, batch=BatchSettings.from_config(section.get("batch")))
 
     def provider(self, name: str) -> ProviderSettings:
@@ -321,6 +361,12 @@ def _provider(name: str, conf: dict, env: Mapping[str, str]) -> ProviderSettings
         period_seconds=float(conf.get("period_seconds", 60.0)),
         max_retry_after=float(conf.get("max_retry_after", 10.0)),
         rate_limit_retries=int(conf.get("rate_limit_retries", 5)),
-        response_format=str(conf.get("response_format", "json_schema")),
+        response_format=_mode(conf.get("response_format", "auto")),
         keep_alive=conf.get("keep_alive"),
+        health_timeout=float(conf["health_timeout"]) if conf.get("health_timeout") is not None else None,
+        health_retry_after=float(conf.get("health_retry_after", 30.0)),
     )
+
+
+def _mode(value: object) -> str:
+    return "text" if value == "none" else str(value)

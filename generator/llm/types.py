@@ -39,3 +39,18 @@ class Answer:
     model: str  # model that answered ("template" for the template tier)
     usage: dict  # {"prompt_tokens": int, "completion_tokens": int} of the accepted call
     from_cache: bool = False
+
+
+@dataclass(frozen=True)
+class TierRecord:
+    """Which tier of the chain wrote a component, and why each earlier tier was left."""
+
+    key: str
+    provider: str  # "" when no tier could write it
+    model: str
+    left: tuple[str, ...] = ()  # "openai: HTTP 500: Input should be 'text' or 'json_object'", in chain order
+
+    def describe(self) -> str:
+        who = f"{self.provider} ({self.model})" if self.provider and self.provider != "template" else (
+            self.provider or "nothing")
+        return who + (f" after {'; '.join(self.left)}" if self.left else "")

@@ -8,8 +8,13 @@ See base.py / ollama.py / groq.py for the scripting API.
 from .base import Call, FakeServer, Reply
 from .groq import DEFAULT_GROQ_MODELS, BatchPlan, FakeGroq
 from .ollama import FakeOllama, normalize_model_name
+from .openai import ALL_FORMATS, LLAMA_CPP_PYTHON, LM_STUDIO, FakeOpenAI
 
 __all__ = [
+    "ALL_FORMATS",
+    "LLAMA_CPP_PYTHON",
+    "LM_STUDIO",
+    "FakeOpenAI",
     "BatchPlan",
     "Call",
     "DEFAULT_GROQ_MODELS",

@@ -174,6 +174,7 @@ class FakeGroq(FakeServer):
     real service does); off by default so truncated ``finish_reason="length"`` answers can be scripted.
     """
 
+    PREFIX = _PREFIX  # where the API lives (an OpenAI-compatible server: "/v1")
     GENERATION_PATHS = (_PREFIX + "/chat/completions",)
     name = "fake-groq"
 
@@ -212,12 +213,12 @@ class FakeGroq(FakeServer):
 
     def route(self, req: Request) -> None:
         h, m, p = req.handler, req.method, req.path
-        if not p.startswith(_PREFIX + "/"):
+        if not p.startswith(self.PREFIX + "/"):
             return self._unknown_url(req)
         if self.api_key is not None and req.headers.get("authorization") != f"Bearer {self.api_key}":
             return self._send_error(h, 401, "Invalid API Key", "invalid_request_error", "invalid_api_key",
                                     headers=self._base_headers())
-        rest = p[len(_PREFIX):]
+        rest = p[len(self.PREFIX):]
         parts = [x for x in rest.split("/") if x]
         if rest == "/chat/completions" and m == "POST":
             return self._chat(req)

@@ -42,7 +42,10 @@ class FakeOllama(FakeServer):
     ``models``: names served by /api/tags and accepted by /api/chat + /api/generate
     (``"llama3.2"`` matches ``"llama3.2:latest"``, case-insensitive); other names get 404
     ``model 'x' not found``. ``models=None``: accept any model (and /api/tags lists none).
-    ``tags_status``: non-200 makes /api/tags fail with ``{"error": ...}``.
+    ``tags_status``: non-200 makes /api/tags fail with ``{"error": ...}``; ``tags_delay``: seconds
+    before /api/tags answers (a server busy loading a model).
+    ``schema_format=False``: a server older than 0.5, which refuses ``format: <schema>`` with 400
+    ``invalid format`` (``format: "json"`` still works).
     The list is mutable at runtime (``fake.models.append(...)``).
     """
 
@@ -54,6 +57,8 @@ class FakeOllama(FakeServer):
         models: Iterable[str] | None = ("llama3.2:latest",),
         *,
         tags_status: int = 200,
+        tags_delay: float = 0.0,
+        schema_format: bool = True,
         version: str = "0.6.5",
         host: str = "127.0.0.1",
         port: int = 0,
@@ -61,6 +66,8 @@ class FakeOllama(FakeServer):
         super().__init__(host=host, port=port)
         self.models: list[str] | None = list(models) if models is not None else None
         self.tags_status = tags_status
+        self.tags_delay = tags_delay
+        self.schema_format = schema_format
         self.version = version
         self.loaded: dict[str, datetime] = {}  # model -> expires_at, shown by /api/ps
 
@@ -79,6 +86,8 @@ class FakeOllama(FakeServer):
         if p == "/api/version" and m == "GET":
             return self.send_json(h, 200, {"version": self.version})
         if p == "/api/tags" and m == "GET":
+            if self.tags_delay and self._stop_event.wait(self.tags_delay):
+                return self.drop(h)
             if self.tags_status != 200:
                 msg = _DEFAULT_ERRORS.get(self.tags_status, "internal error")
                 return self.send_json(h, self.tags_status, {"error": msg})
@@ -174,7 +183,7 @@ class FakeOllama(FakeServer):
         if not model:
             return self._error(h, 400, "model is required")
         fmt = body.get("format")
-        if fmt not in (None, "", "json") and not isinstance(fmt, dict):
+        if fmt not in (None, "", "json") and (not isinstance(fmt, dict) or not self.schema_format):
             return self._error(h, 400, f'invalid format: "{json.dumps(fmt)}"; expected "json" or a valid JSON Schema object')
         if not self.has_model(model):
             return self._error(h, 404, f"model '{model}' not found")

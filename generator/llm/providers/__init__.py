@@ -4,11 +4,11 @@ with nothing to generate never imports `ollama` or `groq`."""
 from __future__ import annotations
 
 from ..settings import LLMSettings
-from .base import (Completion, InvalidGeneration, Provider, ProviderError, ProviderUnavailable,
-                   RateLimited)
+from .base import (Completion, InvalidGeneration, ModeRefused, Provider, ProviderError,
+                   ProviderUnavailable, RateLimited)
 
-__all__ = ["Completion", "InvalidGeneration", "Provider", "ProviderError", "ProviderUnavailable",
-           "RateLimited", "build_provider"]
+__all__ = ["Completion", "InvalidGeneration", "ModeRefused", "Provider", "ProviderError",
+           "ProviderUnavailable", "RateLimited", "build_provider"]
 
 
 def build_provider(name: str, settings: LLMSettings) -> Provider:

@@ -19,6 +19,7 @@ class Completion:
     finish_reason: str  # "stop" | "length" | ...
     usage: dict = field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0})
     model: str = ""
+    mode: str = ""  # the structured-output mode it was asked in (structured.py); "text": extract the JSON
 
 
 class ProviderError(Exception):
@@ -29,8 +30,8 @@ class ProviderUnavailable(ProviderError):
     """Move on to the next provider now.
 
     `scope` says how long the condition lasts: "call" (this call only: 5xx, timeout, 413),
-    "model" (this model is missing on this provider), "provider" (connection refused, bad key:
-    the provider is skipped for the rest of the build).
+    "model" (this model is missing on this provider), "server" (connection refused: skipped now,
+    probed again later in the build), "provider" (bad key: skipped for the rest of the build).
     """
 
     def __init__(self, reason: str, *, scope: str = "call"):
@@ -46,6 +47,24 @@ class RateLimited(ProviderError):
         super().__init__(reason)
         self.retry_after = retry_after
         self.reason = reason
+
+
+class ModeRefused(ProviderError):
+    """The server refused the structured-output mode it was asked for (HTTP 400/422/500 naming
+    response_format or format): the chain steps down one mode and sends the same request again."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+_REFUSAL = re.compile(r"response_format|json_schema|json_object|Input should be 'text'|\bformat\b|grammar",
+                      re.I)
+
+
+def is_mode_refusal(status: int, message: str, mode: str) -> bool:
+    """A 400/422/500/501 whose text names the output format, for a request that asked for one."""
+    return mode != "text" and status in (400, 422, 500, 501) and bool(_REFUSAL.search(message or ""))
 
 
 class InvalidGeneration(ProviderError):
@@ -73,9 +92,11 @@ class Provider(ABC):
 
     @abstractmethod
     async def complete(self, messages: Sequence[dict], schema: dict, params: dict, model: str, *,
-                       name: str, offline: Callable[[], str] | None = None) -> Completion:
+                       name: str, offline: Callable[[], str] | None = None,
+                       mode: str | None = None) -> Completion:
         """One generation. `name` is the component (Groq's json_schema name); `offline` is the
-        template tier's renderer. Raises ProviderUnavailable, RateLimited or InvalidGeneration."""
+        template tier's renderer; `mode` the structured-output mode (None: the settings' own).
+        Raises ProviderUnavailable, RateLimited, ModeRefused or InvalidGeneration."""
 
     async def aclose(self) -> None:
         """Release the HTTP client."""
@@ -166,18 +187,28 @@ def schema_name(component: str) -> str:
 
 
 def response_format(kind: str, component: str, schema: dict) -> dict | None:
-    if kind == "json_schema":
+    """The OpenAI-style `response_format` of a mode ("auto" starts at the strongest)."""
+    if kind in ("json_schema", "auto"):
         return {"type": "json_schema",
                 "json_schema": {"name": schema_name(component), "schema": schema, "strict": False}}
+    if kind == "json_object_schema":  # llama.cpp server: the schema becomes a decoding grammar
+        return {"type": "json_object", "schema": schema}
     if kind == "json_object":
         return {"type": "json_object"}
     return None
 
 
+def schema_text(schema: dict) -> str:
+    return json.dumps(schema, ensure_ascii=False, sort_keys=True)
+
+
 def with_schema_hint(messages: Sequence[dict], schema: dict) -> list[dict]:
-    """For JSON modes that do not carry the schema (json_object / none): state it in the prompt."""
-    hint = ("Answer with one JSON object only, matching this JSON Schema:\n"
-            + json.dumps(schema, ensure_ascii=False, sort_keys=True))
+    """For JSON modes that do not carry the schema (json_object / text): state it in the prompt,
+    unless a message already does (the chain puts it in the user message)."""
+    text = schema_text(schema)
+    if any(text in str(m.get("content", "")) for m in messages):
+        return list(messages)
+    hint = "Answer with one JSON object only, matching this JSON Schema:\n" + text
     out = [dict(m) for m in messages]
     for m in out:
         if m.get("role") == "system":

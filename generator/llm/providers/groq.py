@@ -10,9 +10,9 @@ import groq
 import httpx
 
 from ..settings import ProviderSettings, safe_url
-from .base import (Completion, InvalidGeneration, Provider, ProviderUnavailable, RateLimited,
-                   error_info, response_format, retry_after_from, short, usage_of,
-                   with_schema_hint)
+from .base import (Completion, InvalidGeneration, ModeRefused, Provider, ProviderUnavailable,
+                   RateLimited, error_info, is_mode_refusal, response_format, retry_after_from, short,
+                   usage_of, with_schema_hint)
 
 
 class GroqProvider(Provider):
@@ -31,14 +31,28 @@ class GroqProvider(Provider):
             )
 
     async def health(self) -> tuple[bool, str]:
+        """Can it answer? The key is set and the models listing succeeds with it."""
         if self.client is None:
             return False, f"{self.settings.api_key_env} is not set"
+        wait = self.settings.health_wait
+        try:
+            await self.client.with_options(timeout=httpx.Timeout(wait, connect=self.settings.connect_timeout)
+                                           ).models.list()
+        except (groq.AuthenticationError, groq.PermissionDeniedError) as e:
+            return False, (f"authentication failed (HTTP {e.status_code}: {short(error_info(e.body)[0], 120)}); "
+                           f"check {self.settings.api_key_env}")
+        except groq.APIStatusError as e:
+            return False, f"GET /models: HTTP {e.status_code} from {self.where}: {short(error_info(e.body)[0], 120)}"
+        except groq.APITimeoutError:
+            return False, f"no answer from {self.where} within {wait:g}s (health_timeout)"
+        except groq.APIConnectionError:
+            return False, f"not reachable at {self.where}"
         return True, f"{self.where}, model {self.settings.model}, key from {self.settings.api_key_env}"
 
     def request_body(self, messages: Sequence[dict], schema: dict, params: dict, model: str, *,
-                     name: str) -> dict:
+                     name: str, mode: str | None = None) -> dict:
         """The chat-completions body: sent live by complete(), written as a batch line by batch.py."""
-        fmt = response_format(self.settings.response_format, name, schema)
+        fmt = response_format(mode or self.settings.response_format, name, schema)
         if fmt is None or fmt["type"] != "json_schema":
             messages = with_schema_hint(messages, schema)
         body: dict = {"model": model, "messages": list(messages)}
@@ -51,10 +65,12 @@ class GroqProvider(Provider):
         return body
 
     async def complete(self, messages: Sequence[dict], schema: dict, params: dict, model: str, *,
-                       name: str, offline: Callable[[], str] | None = None) -> Completion:
+                       name: str, offline: Callable[[], str] | None = None,
+                       mode: str | None = None) -> Completion:
         if self.client is None:
             raise ProviderUnavailable(f"{self.settings.api_key_env} is not set", scope="provider")
-        kwargs = {**self.request_body(messages, schema, params, model, name=name), "stream": False}
+        mode = mode or self.settings.response_format
+        kwargs = {**self.request_body(messages, schema, params, model, name=name, mode=mode), "stream": False}
         try:
             resp = await self.client.chat.completions.create(**kwargs)
         except groq.RateLimitError as e:
@@ -76,6 +92,8 @@ class GroqProvider(Provider):
                 raise InvalidGeneration(
                     [f"the answer was not valid JSON for the schema ({code or 'HTTP 400'}): {short(msg, 200)}"],
                     failed or "") from None
+            if is_mode_refusal(400, msg, mode):
+                raise ModeRefused(f"HTTP 400: {short(msg, 120)}") from None
             raise ProviderUnavailable(f"request rejected (400): {short(msg, 200)}") from None
         except groq.APIStatusError as e:
             msg = error_info(e.body)[0]
@@ -87,7 +105,7 @@ class GroqProvider(Provider):
         except groq.APIConnectionError as e:
             if isinstance(e.__cause__, httpx.ConnectError):
                 raise ProviderUnavailable(f"not reachable at {self.where} (connection refused)",
-                                          scope="provider") from None
+                                          scope="server") from None
             cause = type(e.__cause__).__name__ if e.__cause__ else "connection error"
             raise ProviderUnavailable(f"connection failed at {self.where} ({cause})") from None
         except groq.APIResponseValidationError:
@@ -101,6 +119,7 @@ class GroqProvider(Provider):
             finish_reason=choice.finish_reason or "unknown",
             usage=usage_of(usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0),
             model=resp.model or model,
+            mode=mode,
         )
 
     async def aclose(self) -> None:

@@ -11,7 +11,10 @@ import ollama
 import pydantic
 
 from ..settings import ProviderSettings, safe_url
-from .base import Completion, Provider, ProviderUnavailable, RateLimited, short, usage_of
+from .base import (Completion, ModeRefused, Provider, ProviderUnavailable, RateLimited,
+                   is_mode_refusal, short, usage_of)
+
+FORMATS = {"json_schema": "schema", "auto": "schema", "json_object": "json", "text": None}
 
 
 def same_model(configured: str, served: str) -> bool:
@@ -32,9 +35,10 @@ class OllamaProvider(Provider):
             host=settings.base_url or None,
             timeout=httpx.Timeout(settings.timeout, connect=settings.connect_timeout),
         )
+        # Patient: a server busy loading a model or answering another client is not a dead one.
         self._health_client = ollama.AsyncClient(
             host=settings.base_url or None,
-            timeout=httpx.Timeout(min(settings.timeout, 10.0), connect=settings.connect_timeout),
+            timeout=httpx.Timeout(settings.health_wait, connect=settings.connect_timeout),
         )
 
     async def health(self) -> tuple[bool, str]:
@@ -45,7 +49,7 @@ class OllamaProvider(Provider):
         except ConnectionError:
             return False, f"not reachable at {self.where} (connection refused)"
         except httpx.TimeoutException:
-            return False, f"no answer from {self.where} within the timeout"
+            return False, f"no answer from {self.where} within {self.settings.health_wait:g}s (health_timeout)"
         except (httpx.TransportError, pydantic.ValidationError, json.JSONDecodeError) as e:
             return False, f"bad answer from {self.where}: {type(e).__name__}"
         names = [m.model for m in listing.models if m.model]
@@ -56,7 +60,10 @@ class OllamaProvider(Provider):
         return True, f"{self.where}, model {model} present"
 
     async def complete(self, messages: Sequence[dict], schema: dict, params: dict, model: str, *,
-                       name: str, offline: Callable[[], str] | None = None) -> Completion:
+                       name: str, offline: Callable[[], str] | None = None,
+                       mode: str | None = None) -> Completion:
+        mode = mode or self.settings.response_format
+        fmt = FORMATS.get(mode, "schema")
         options = {}
         if "temperature" in params:
             options["temperature"] = params["temperature"]
@@ -68,7 +75,8 @@ class OllamaProvider(Provider):
             options["top_p"] = params["top_p"]
         try:
             resp = await self.client.chat(
-                model=model, messages=list(messages), format=schema, options=options or None,
+                model=model, messages=list(messages), format=schema if fmt == "schema" else fmt,
+                options=options or None,
                 stream=False, keep_alive=self.settings.keep_alive,
             )
         except ollama.ResponseError as e:
@@ -78,10 +86,12 @@ class OllamaProvider(Provider):
                                           scope="model") from None
             if status == 429:
                 raise RateLimited(None, f"rate limited (429): {short(e.error)}") from None
-            raise ProviderUnavailable(f"HTTP {status} from {self.where}: {short(e.error)}") from None
+            if is_mode_refusal(status, str(e.error), mode):
+                raise ModeRefused(f"HTTP {status}: {short(e.error, 120)}") from None
+            raise ProviderUnavailable(f"HTTP {status} from {self.where}: {short(e.error, 120)}") from None
         except ConnectionError:
             raise ProviderUnavailable(f"not reachable at {self.where} (connection refused)",
-                                      scope="provider") from None
+                                      scope="server") from None
         except httpx.TimeoutException as e:
             raise ProviderUnavailable(f"timed out after {self.settings.timeout:g}s "
                                       f"({type(e).__name__}) at {self.where}") from None
@@ -94,6 +104,7 @@ class OllamaProvider(Provider):
             finish_reason=resp.done_reason or ("stop" if resp.done else "unknown"),
             usage=usage_of(resp.prompt_eval_count, resp.eval_count),
             model=resp.model or model,
+            mode=mode,
         )
 
     async def aclose(self) -> None:

@@ -9,9 +9,11 @@ from typing import Callable, Sequence
 import httpx
 
 from ..settings import ProviderSettings, safe_url
-from .base import (Completion, InvalidGeneration, Provider, ProviderUnavailable, RateLimited,
-                   error_info, response_format, retry_after_from, short, usage_of,
-                   with_schema_hint)
+from .base import (Completion, InvalidGeneration, ModeRefused, Provider, ProviderUnavailable,
+                   RateLimited, error_info, is_mode_refusal, response_format, retry_after_from, short,
+                   usage_of, with_schema_hint)
+
+PING = [{"role": "user", "content": "Reply with the word OK."}]
 
 
 class OpenAIProvider(Provider):
@@ -31,20 +33,22 @@ class OpenAIProvider(Provider):
         )
 
     async def health(self) -> tuple[bool, str]:
+        """Can it answer? A models listing that succeeds, else (no /models) a 1-token completion.
+        A local server gets a patient timeout: one busy with another request is not dead."""
+        wait = self.settings.health_wait
+        timeout = httpx.Timeout(wait, connect=self.settings.connect_timeout)
         try:
-            r = await self.client.get("models", timeout=httpx.Timeout(min(self.settings.timeout, 10.0),
-                                                                      connect=self.settings.connect_timeout))
+            r = await self.client.get("models", timeout=timeout)
+            if r.status_code in (401, 403):
+                return False, f"authentication failed at {self.where} (HTTP {r.status_code}); check OPENAI_API_KEY"
+            if r.status_code >= 400:  # some servers have no /models: ask for one token instead
+                return await self._ping(timeout, f"GET /models: HTTP {r.status_code}")
         except httpx.ConnectError:
             return False, f"not reachable at {self.where} (connection refused)"
         except httpx.TimeoutException:
-            return False, f"no answer from {self.where} within the timeout"
+            return False, f"no answer from {self.where} within {wait:g}s (health_timeout)"
         except httpx.TransportError as e:
             return False, f"transport error at {self.where}: {type(e).__name__}"
-        if r.status_code in (401, 403):
-            return False, f"authentication failed at {self.where} (HTTP {r.status_code}); check OPENAI_API_KEY"
-        if r.status_code >= 400:
-            # Some servers have no /models; reachable is what matters.
-            return True, f"{self.where} reachable (GET /models: HTTP {r.status_code}), model {self.settings.model}"
         try:
             ids = [m.get("id") for m in r.json().get("data", []) if isinstance(m, dict)]
         except (ValueError, AttributeError):
@@ -52,9 +56,18 @@ class OpenAIProvider(Provider):
         note = "" if not ids or self.settings.model in ids else f" (not listed; serving: {', '.join(map(str, ids[:6]))})"
         return True, f"{self.where}, model {self.settings.model}{note}"
 
+    async def _ping(self, timeout: httpx.Timeout, why: str) -> tuple[bool, str]:
+        body = {"model": self.settings.model, "messages": PING, "max_tokens": 1, "stream": False}
+        r = await self.client.post("chat/completions", json=body, timeout=timeout)
+        if r.status_code != 200:
+            return False, f"{why}; a 1-token completion: HTTP {r.status_code}: {short(_message(r), 120)}"
+        return True, f"{self.where}, model {self.settings.model} answered a 1-token completion ({why})"
+
     async def complete(self, messages: Sequence[dict], schema: dict, params: dict, model: str, *,
-                       name: str, offline: Callable[[], str] | None = None) -> Completion:
-        fmt = response_format(self.settings.response_format, name, schema)
+                       name: str, offline: Callable[[], str] | None = None,
+                       mode: str | None = None) -> Completion:
+        mode = mode or self.settings.response_format
+        fmt = response_format(mode, name, schema)
         if fmt is None or fmt["type"] != "json_schema":
             messages = with_schema_hint(messages, schema)
         body: dict = {"model": model, "messages": list(messages), "stream": False}
@@ -68,17 +81,13 @@ class OpenAIProvider(Provider):
             r = await self.client.post("chat/completions", json=body)
         except httpx.ConnectError:
             raise ProviderUnavailable(f"not reachable at {self.where} (connection refused)",
-                                      scope="provider") from None
+                                      scope="server") from None
         except httpx.TimeoutException:
             raise ProviderUnavailable(f"timed out after {self.settings.timeout:g}s at {self.where}") from None
         except httpx.TransportError as e:
             raise ProviderUnavailable(f"transport error at {self.where}: {type(e).__name__}") from None
         if r.status_code != 200:
-            try:
-                payload = r.json()
-            except ValueError:
-                payload = r.text
-            msg, code, kind, failed = error_info(payload)
+            msg, code, kind, failed = error_info(_payload(r))
             status = r.status_code
             if status == 429:
                 raise RateLimited(retry_after_from(r.headers, msg, kind), f"rate limited (429): {short(msg, 160)}")
@@ -92,7 +101,9 @@ class OpenAIProvider(Provider):
                                         failed or "")
             if status == 413:
                 raise ProviderUnavailable(f"request too large (413): {short(msg, 160)}")
-            raise ProviderUnavailable(f"HTTP {status} from {self.where}: {short(msg, 160)}")
+            if is_mode_refusal(status, msg, mode):
+                raise ModeRefused(f"HTTP {status}: {short(msg, 120)}")
+            raise ProviderUnavailable(f"HTTP {status} from {self.where}: {short(msg, 120)}")
         try:
             data = r.json()
             choice = data["choices"][0]
@@ -105,7 +116,18 @@ class OpenAIProvider(Provider):
             text = json.dumps(text)
         return Completion(text=text, finish_reason=str(finish),
                           usage=usage_of(usage.get("prompt_tokens"), usage.get("completion_tokens")),
-                          model=str(data.get("model") or model))
+                          model=str(data.get("model") or model), mode=mode)
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+def _payload(r: httpx.Response) -> object:
+    try:
+        return r.json()
+    except ValueError:
+        return r.text
+
+
+def _message(r: httpx.Response) -> str:
+    return error_info(_payload(r))[0]

@@ -26,7 +26,8 @@ class TemplateProvider(Provider):
         return True, "offline templates (components without one are skipped)"
 
     async def complete(self, messages: Sequence[dict], schema: dict, params: dict, model: str, *,
-                       name: str, offline: Callable[[], str] | None = None) -> Completion:
+                       name: str, offline: Callable[[], str] | None = None,
+                       mode: str | None = None) -> Completion:
         if offline is None:
             raise ProviderUnavailable(f"component {name!r} has no offline template")
         try:
